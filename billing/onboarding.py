@@ -1,0 +1,119 @@
+"""Create partners, customers, users, tokens and products (the CLI's work)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth.tokens import issue_token
+from billing.errors import BadUserInput, NotFound
+from models import BillingInterval, Customer, Partner, PartnerRole, Plan, Product, User
+from models.base import utcnow
+from models.database import Database
+
+__all__ = ["DemoTenant", "create_customer", "create_partner", "create_token", "create_user", "seed_demo"]
+
+
+async def create_partner(session: AsyncSession, *, name: str) -> Partner:
+    if not name.strip():
+        raise BadUserInput("A partner needs a name.")
+    partner = Partner(name=name.strip())
+    session.add(partner)
+    return partner
+
+
+async def create_customer(session: AsyncSession, *, partner_id: str, name: str) -> Customer:
+    if await session.get(Partner, partner_id) is None:
+        raise NotFound(f"No partner {partner_id!r}.")
+    if not name.strip():
+        raise BadUserInput("A customer needs a name.")
+    customer = Customer(partner_id=partner_id, name=name.strip())
+    session.add(customer)
+    return customer
+
+
+async def create_user(session: AsyncSession, *, partner_id: str, email: str, role: PartnerRole) -> User:
+    if await session.get(Partner, partner_id) is None:
+        raise NotFound(f"No partner {partner_id!r}.")
+    if "@" not in email:
+        raise BadUserInput(f"{email!r} is not an email address.")
+    user = User(partner_id=partner_id, email=email.strip().lower(), role=role)
+    session.add(user)
+    return user
+
+
+async def create_token(session: AsyncSession, *, user_id: str, label: str = "") -> str:
+    if await session.get(User, user_id) is None:
+        raise NotFound(f"No user {user_id!r}.")
+    return await issue_token(session, user_id=user_id, label=label)
+
+
+async def create_product(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    plan_id: str,
+    interval: BillingInterval,
+    total: int,
+    assigned: int,
+    anchor: datetime,
+) -> Product:
+    plan = await session.get(Plan, plan_id)
+    if plan is None:
+        raise NotFound(f"No plan {plan_id!r}.")
+    product = Product(
+        customer_id=customer_id,
+        plan_id=plan.id,
+        plan_kind=plan.kind,
+        billing_interval=interval,
+        total_licenses=total,
+        assigned_licenses=assigned,
+        period_anchor=anchor,
+    )
+    session.add(product)
+    return product
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    partner: Partner
+    customers: list[Customer]
+    tokens: dict[str, str]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "partner": {"id": self.partner.id, "name": self.partner.name},
+            "customers": [{"id": c.id, "name": c.name} for c in self.customers],
+            "tokens": self.tokens,
+        }
+
+
+async def seed_demo(db: Database) -> DemoTenant:
+    """A new demo partner: two customers with a product each, one user per role."""
+    suffix = secrets.token_hex(3)
+    now = utcnow()
+    async with db.write() as session:
+        partner = await create_partner(session, name=f"Demo MSP {suffix}")
+        acme = await create_customer(session, partner_id=partner.id, name="Acme Dental")
+        globex = await create_customer(session, partner_id=partner.id, name="Globex Logistics")
+        await session.flush()
+        await create_product(
+            session, customer_id=acme.id, plan_id="plan_backup_professional", interval=BillingInterval.MONTHLY,
+            total=10, assigned=7, anchor=now - timedelta(days=10),
+        )
+        await create_product(
+            session, customer_id=globex.id, plan_id="plan_backup_essentials", interval=BillingInterval.YEARLY,
+            total=25, assigned=20, anchor=now - timedelta(days=100),
+        )
+        tokens: dict[str, str] = {}
+        for role in PartnerRole:
+            local = role.value.lower().replace("partner_", "").replace("_", "-")
+            user = await create_user(
+                session, partner_id=partner.id, email=f"{local}@demo-{suffix}.example", role=role
+            )
+            await session.flush()
+            tokens[role.value] = await issue_token(session, user_id=user.id, label="seed-demo")
+    return DemoTenant(partner=partner, customers=[acme, globex], tokens=tokens)

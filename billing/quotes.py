@@ -1,0 +1,184 @@
+"""Order summaries: exactly what a purchase will charge, computed one way for
+both the summary queries and the mutations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from billing.errors import UserError, UserErrors
+from billing.money import prorate
+from billing.periods import current_period
+from models import BillingInterval, Customer, OrderKind, Plan, PlanKind, Product
+
+__all__ = [
+    "MAX_QUANTITY",
+    "Quote",
+    "QuoteLine",
+    "check_quantity",
+    "license_purchase_quote",
+    "storage_product",
+    "storage_upgrade_quote",
+]
+
+MAX_QUANTITY = 10_000
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    description: str
+    quantity: int
+    unit_price_minor: int
+
+    @property
+    def amount_minor(self) -> int:
+        return self.quantity * self.unit_price_minor
+
+
+@dataclass(frozen=True)
+class Quote:
+    kind: OrderKind
+    lines: tuple[QuoteLine, ...]
+    billing_interval: BillingInterval
+    currency: str
+    quantity: int
+    product_id: str | None
+    plan_id: str | None
+
+    @property
+    def subtotal_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines)
+
+    @property
+    def total_minor(self) -> int:
+        return self.subtotal_minor
+
+
+def check_quantity(quantity: int, field: tuple[str, ...]) -> None:
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise UserErrors(
+            UserError("INVALID_QUANTITY", f"Quantity must be between 1 and {MAX_QUANTITY:,}.", field)
+        )
+
+
+def _licenses(n: int) -> str:
+    return f"{n} license" if n == 1 else f"{n} licenses"
+
+
+async def license_purchase_quote(
+    session: AsyncSession, customer: Customer, *, product_id: str, quantity: int, now: datetime
+) -> Quote:
+    """Licenses added to a product, charged pro rata (by whole days) for the rest
+    of its current period, at the product's plan price for its interval."""
+    check_quantity(quantity, ("input", "quantity"))
+    product = await session.get(Product, product_id) if len(product_id) <= 64 else None
+    if product is None or product.customer_id != customer.id:
+        raise UserErrors(UserError("PRODUCT_NOT_FOUND", "No such product for this customer.", ("input", "productId")))
+    plan = await session.get(Plan, product.plan_id)
+    assert plan is not None, "products reference plans"
+    interval = BillingInterval(product.billing_interval)
+    period = current_period(product.period_anchor, interval, now)
+    days_left = period.days_left(now.date())
+    unit = prorate(plan.price_minor(interval), days_left, period.length_days)
+    line = QuoteLine(
+        description=(
+            f"{plan.name}: {_licenses(quantity)} added, {interval.value.lower()}, "
+            f"pro rata for {days_left} of {period.length_days} days until {period.end.date().isoformat()}"
+        ),
+        quantity=quantity,
+        unit_price_minor=unit,
+    )
+    return Quote(
+        kind=OrderKind.LICENSE_PURCHASE,
+        lines=(line,),
+        billing_interval=interval,
+        currency=plan.currency,
+        quantity=quantity,
+        product_id=product.id,
+        plan_id=plan.id,
+    )
+
+
+async def storage_product(session: AsyncSession, customer_id: str) -> Product | None:
+    """The customer's cloud-storage product; a customer holds at most one."""
+    rows = await session.exec(
+        select(Product).where(Product.customer_id == customer_id, Product.plan_kind == PlanKind.CLOUD_STORAGE)
+    )
+    return rows.first()
+
+
+async def storage_upgrade_quote(
+    session: AsyncSession,
+    customer: Customer,
+    *,
+    plan_id: str,
+    licenses: int,
+    interval: BillingInterval,
+    now: datetime,
+) -> Quote:
+    """A full period of the chosen storage plan, less a pro rata credit for the
+    unused days of the storage plan it replaces (if any)."""
+    check_quantity(licenses, ("input", "licenses"))
+    plan = await session.get(Plan, plan_id) if len(plan_id) <= 64 else None
+    if plan is None or not plan.active or plan.kind != PlanKind.CLOUD_STORAGE:
+        raise UserErrors(UserError("PLAN_NOT_FOUND", "No such cloud-storage plan.", ("input", "planId")))
+    lines = [
+        QuoteLine(
+            description=f"{plan.name}: {_licenses(licenses)}, {interval.value.lower()}",
+            quantity=licenses,
+            unit_price_minor=plan.price_minor(interval),
+        )
+    ]
+    current = await storage_product(session, customer.id)
+    if current is not None:
+        lines.append(await _credit_line(session, current, licenses=licenses, plan=plan, interval=interval, now=now))
+    quote = Quote(
+        kind=OrderKind.STORAGE_UPGRADE,
+        lines=tuple(lines),
+        billing_interval=interval,
+        currency=plan.currency,
+        quantity=licenses,
+        product_id=current.id if current else None,
+        plan_id=plan.id,
+    )
+    if quote.total_minor <= 0:
+        raise UserErrors(
+            UserError(
+                "DOWNGRADE_NOT_SUPPORTED",
+                "This change is worth less than the unused time on the current plan; "
+                "choose a larger plan, more licenses or a longer interval.",
+                ("input", "planId"),
+            )
+        )
+    return quote
+
+
+async def _credit_line(
+    session: AsyncSession, current: Product, *, licenses: int, plan: Plan, interval: BillingInterval, now: datetime
+) -> QuoteLine:
+    current_interval = BillingInterval(current.billing_interval)
+    if current.plan_id == plan.id and current_interval == interval and current.total_licenses == licenses:
+        raise UserErrors(
+            UserError("NOTHING_TO_CHANGE", "The customer already holds this plan with these licenses.", ("input",))
+        )
+    if licenses < current.assigned_licenses:
+        raise UserErrors(
+            UserError(
+                "INVALID_QUANTITY",
+                f"{current.assigned_licenses} licenses are assigned; the new plan needs at least that many.",
+                ("input", "licenses"),
+            )
+        )
+    old_plan = await session.get(Plan, current.plan_id)
+    assert old_plan is not None, "products reference plans"
+    period = current_period(current.period_anchor, current_interval, now)
+    days_left = period.days_left(now.date())
+    unit = prorate(old_plan.price_minor(current_interval), days_left, period.length_days)
+    return QuoteLine(
+        description=f"Credit for {days_left} unused of {period.length_days} days on {old_plan.name}",
+        quantity=current.total_licenses,
+        unit_price_minor=-unit,
+    )

@@ -1,0 +1,22 @@
+"""What the billing operations need from the running gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from billing.events import EventNotifier
+from models.base import utcnow
+from models.database import Database
+from payments.provider import PaymentProvider
+
+__all__ = ["BillingServices"]
+
+
+@dataclass
+class BillingServices:
+    db: Database
+    provider: PaymentProvider
+    notifier: EventNotifier
+    clock: Callable[[], datetime] = field(default=utcnow)

@@ -1,0 +1,1 @@
+"""The ``partner-billing`` command."""

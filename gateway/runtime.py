@@ -1,0 +1,94 @@
+"""Everything the running gateway holds, built and torn down by the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from broadcaster import Broadcast
+
+from billing.reconcile import reconcile_orders
+from billing.services import BillingServices
+from billing.settlement import apply_payment_outcome
+from gateway.bootstrap import prepare_database
+from models.database import Database
+from payments.provider import PaymentOutcome, PaymentProvider
+from payments.sandbox import SandboxPaymentProvider
+from settings import Settings
+from subscriptions.backends import backend_healthy, make_broadcast_backend
+from subscriptions.hub import EventHub
+
+__all__ = ["Runtime", "make_provider", "running"]
+
+log = logging.getLogger(__name__)
+
+
+def make_provider(settings: Settings, db: Database) -> PaymentProvider:
+    if settings.payment_provider == "stripe":
+        from payments.stripe_provider import StripePaymentProvider
+
+        assert settings.stripe_api_key is not None
+        return StripePaymentProvider(api_key=settings.stripe_api_key, api_base=settings.stripe_api_base)
+    return SandboxPaymentProvider(db, confirm_delay_ms=settings.sandbox_confirm_delay_ms)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    hub: EventHub
+    services: BillingServices
+    broadcast: Broadcast
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def broadcast_healthy(self) -> bool:
+        return await backend_healthy(self.broadcast._backend)
+
+    async def on_payment_event(self, outcome: PaymentOutcome) -> None:
+        await apply_payment_outcome(self.services, outcome)
+
+    async def _reconcile_periodically(self) -> None:
+        interval = self.settings.reconcile_interval_s
+        while True:
+            # Jitter keeps several instances from asking the provider in step.
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                await reconcile_orders(self.services, older_than=timedelta(seconds=max(30.0, interval / 2)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - try again next round
+                log.exception("periodic reconciliation failed")
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Runtime]:
+    db = Database(settings.database_url)
+    await prepare_database(db)
+    broadcast = Broadcast(backend=make_broadcast_backend(settings.broadcast_url))
+    hub = EventHub(
+        db,
+        broadcast,
+        poll_interval_s=settings.event_poll_interval_s,
+        queue_size=settings.subscriber_queue_size,
+    )
+    provider = make_provider(settings, db)
+    services = BillingServices(db=db, provider=provider, notifier=hub)
+    runtime = Runtime(settings=settings, db=db, hub=hub, services=services, broadcast=broadcast)
+    await hub.start()
+    await provider.start(runtime.on_payment_event)
+    if settings.reconcile_interval_s > 0:
+        runtime._tasks.append(asyncio.create_task(runtime._reconcile_periodically(), name="reconcile"))
+    try:
+        yield runtime
+    finally:
+        for task in runtime._tasks:
+            task.cancel()
+        await asyncio.gather(*runtime._tasks, return_exceptions=True)
+        await provider.aclose()
+        await hub.stop()
+        await db.dispose()

@@ -1,0 +1,81 @@
+"""The GraphQL endpoint: HTTP, GraphiQL and WebSocket subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
+
+from auth.principal import authenticate
+from gateway.runtime import Runtime
+from schema.context import Context
+from schema.errors import classify_errors
+
+__all__ = ["GraphQLView"]
+
+
+def _runtime(request: Request | WebSocket) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: Any) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            keep_alive=True,
+            keep_alive_interval=15,
+        )
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        # Malformed requests (bad JSON, batches, mutations over GET) get a
+        # GraphQL-shaped JSON error rather than a bare text body.
+        try:
+            return await super().run(request)
+        except HTTPException as exc:
+            error = {"message": exc.reason, "extensions": {"code": "BAD_USER_INPUT"}}
+            return JSONResponse({"data": None, "errors": [error]}, status_code=exc.status_code)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Errors raised before execution (syntax errors) bypass the schema
+        # extensions; classify them here too.
+        if result.errors:
+            result.errors = classify_errors(result.errors)
+        return process_result(result)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        runtime = _runtime(request)
+        principal = None
+        if isinstance(request, Request):
+            principal = await authenticate(runtime.db, request.headers.get("authorization"))
+        return Context(
+            services=runtime.services,
+            hub=runtime.hub,
+            settings=runtime.settings,
+            request=request,
+            principal=principal,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Sign in from ``connection_init`` (or the upgrade request's header);
+        a missing or bad token closes the socket with 4403."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if authorization is None:
+            authorization = context.request.headers.get("authorization")
+        context.principal = await authenticate(context.services.db, authorization)
+        if context.principal is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        return await super().on_ws_connect(context)

@@ -1,0 +1,1 @@
+"""Thin resolvers: check the caller, call the billing domain, shape the answer."""

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import strawberry
+
+from billing import payment_methods as domain
+from billing.errors import UserErrors
+from schema.billing import BillingDetails, PaymentMethod
+from schema.context import Info
+from schema.inputs import AddPaymentMethodInput
+from schema.payloads import PaymentMethodPayload, UserError
+from schema.tenancy import Customer
+from resolvers.common import caller_and_customer
+
+__all__ = ["add_payment_method", "billing_details", "remove_payment_method", "set_primary_payment_method"]
+
+
+async def billing_details(info: Info, acting_customer: strawberry.ID) -> BillingDetails:
+    _, customer = await caller_and_customer(info, acting_customer, billing=True)
+    async with info.context.services.db.read() as session:
+        methods = [PaymentMethod.of(m) for m in await domain.active_payment_methods(session, customer.id)]
+    return BillingDetails(
+        customer=Customer(id=strawberry.ID(customer.id), name=customer.name),
+        payment_methods=methods,
+        primary_payment_method=next((m for m in methods if m.is_primary), None),
+    )
+
+
+def _failed(errors: UserErrors) -> PaymentMethodPayload:
+    return PaymentMethodPayload(payment_method=None, user_errors=[UserError.of(e) for e in errors.errors])
+
+
+async def add_payment_method(
+    info: Info, acting_customer: strawberry.ID, input: AddPaymentMethodInput
+) -> PaymentMethodPayload:
+    try:
+        method = await domain.add_payment_method(
+            info.context.services,
+            info.context.caller(),
+            acting_customer,
+            token=input.payment_method_token,
+            make_primary=bool(input.make_primary),
+        )
+    except UserErrors as errors:
+        return _failed(errors)
+    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])
+
+
+async def set_primary_payment_method(
+    info: Info, acting_customer: strawberry.ID, payment_method_id: strawberry.ID
+) -> PaymentMethodPayload:
+    try:
+        method = await domain.set_primary_payment_method(
+            info.context.services, info.context.caller(), acting_customer, payment_method_id=payment_method_id
+        )
+    except UserErrors as errors:
+        return _failed(errors)
+    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])
+
+
+async def remove_payment_method(
+    info: Info, acting_customer: strawberry.ID, payment_method_id: strawberry.ID
+) -> PaymentMethodPayload:
+    try:
+        method = await domain.remove_payment_method(
+            info.context.services, info.context.caller(), acting_customer, payment_method_id=payment_method_id
+        )
+    except UserErrors as errors:
+        return _failed(errors)
+    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])

@@ -1,0 +1,50 @@
+"""The per-request (per-connection, for WebSockets) GraphQL context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.types import Info as StrawberryInfo
+
+from auth.principal import Principal
+from billing.errors import Unauthenticated
+from billing.services import BillingServices
+from schema.loaders import Loaders
+from settings import Settings
+
+if TYPE_CHECKING:
+    from subscriptions.hub import EventHub
+
+__all__ = ["Context", "Info"]
+
+
+@dataclass
+class Context:
+    services: BillingServices
+    hub: EventHub
+    settings: Settings
+    request: Request | WebSocket
+    principal: Principal | None = None
+    connection_params: dict[str, Any] | None = None
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    def caller(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated()
+        return self.principal
+
+    @property
+    def loaders(self) -> Loaders:
+        # A WebSocket context lives as long as the connection: give each use
+        # fresh loaders there instead of a cache that never empties.
+        if isinstance(self.request, WebSocket):
+            return Loaders(self.services.db)
+        if self._loaders is None:
+            self._loaders = Loaders(self.services.db)
+        return self._loaders
+
+
+Info: TypeAlias = StrawberryInfo[Context, None]

@@ -1,0 +1,73 @@
+"""How errors reach clients: every top-level error carries ``extensions.code``;
+expected ones keep their message, anything unexpected becomes INTERNAL with no
+trace, SQL or detail (those go to the log, once)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionContext
+
+from billing.errors import GatewayError, UserErrors
+
+__all__ = ["ErrorCodes", "classify_errors", "is_unexpected", "log_unexpected"]
+
+log = logging.getLogger("gateway.errors")
+
+_TOO_MANY_TOKENS = "tokens. Parsing aborted"
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, GatewayError | UserErrors | GraphQLError)
+
+
+def _classify(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    message = error.message
+    if isinstance(original, GatewayError):
+        extensions["code"] = original.code
+    elif isinstance(original, UserErrors):
+        # A summary query reports what the mutation would put in userErrors.
+        first = original.errors[0]
+        extensions["code"] = "NOT_FOUND" if first.code.endswith("_NOT_FOUND") else "BAD_USER_INPUT"
+        extensions["reason"] = first.code
+        if first.field:
+            extensions["field"] = list(first.field)
+    elif original is not None and not isinstance(original, GraphQLError):
+        extensions = {"code": "INTERNAL"}
+        message = "Internal error."
+    elif "code" not in extensions:
+        too_many_tokens = isinstance(error, GraphQLSyntaxError) and _TOO_MANY_TOKENS in error.message
+        extensions["code"] = "QUERY_TOO_COMPLEX" if too_many_tokens else "BAD_USER_INPUT"
+    return GraphQLError(
+        message, error.nodes, error.source, error.positions, error.path, original_error=None, extensions=extensions
+    )
+
+
+def classify_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    return [_classify(e) for e in errors]
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and getattr(result, "errors", None):
+            result.errors = classify_errors(result.errors)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = classify_errors(errors)  # type: ignore[attr-defined]
+        yield None
+
+
+def log_unexpected(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    for error in errors:
+        if is_unexpected(error):
+            log.error("unexpected error in %s", error.path, exc_info=error.original_error)

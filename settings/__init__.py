@@ -1,0 +1,120 @@
+"""Gateway configuration, read once from the environment.
+
+Every knob of ``API.md`` ("Running" and "Limits") lives here, so the rest of
+the code never reads ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["RateLimit", "Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(ValueError):
+    """The environment asks for something the gateway refuses to run with."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    per_seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        if text.strip().lower() == "off":
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(second|minute|hour)\s*", text)
+        if not match or int(match.group(1)) < 1:
+            raise SettingsError(f"RATE_LIMIT must look like '600/minute' or 'off', got {text!r}")
+        seconds = {"second": 1.0, "minute": 60.0, "hour": 3600.0}[match.group(2)]
+        return cls(requests=int(match.group(1)), per_seconds=seconds)
+
+
+def _default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{Path('data') / 'gateway.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=_default_database_url)
+    broadcast_url: str = "memory://"
+    payment_provider: str = "sandbox"
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_concurrency: int = 1
+    rate_limit: RateLimit | None = RateLimit(600, 60.0)
+    sandbox_confirm_delay_ms: int = 300
+    max_body_bytes: int = 256 * 1024
+    max_query_depth: int = 12
+    max_aliases: int = 50
+    max_tokens: int = 2000
+    max_page_size: int = 100
+    reconcile_interval_s: float = 60.0
+    event_poll_interval_s: float = 2.0
+    subscriber_queue_size: int = 1000
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check(self) -> None:
+        """Refuse configurations that would silently lose events or payments."""
+        if self.payment_provider not in {"sandbox", "stripe"}:
+            raise SettingsError("PAYMENT_PROVIDER must be 'sandbox' or 'stripe'")
+        if self.payment_provider == "stripe" and not self.stripe_api_key:
+            raise SettingsError("PAYMENT_PROVIDER=stripe needs STRIPE_API_KEY")
+        if self.payment_provider == "stripe" and not self.stripe_webhook_secret:
+            raise SettingsError("PAYMENT_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET")
+        if self.web_concurrency < 1:
+            raise SettingsError("WEB_CONCURRENCY must be at least 1")
+        if self.web_concurrency > 1 and self.broadcast_url.startswith("memory"):
+            raise SettingsError(
+                "WEB_CONCURRENCY > 1 needs a shared BROADCAST_URL (redis://… or postgres://…): "
+                "with memory:// a subscriber would miss events confirmed by another worker"
+            )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    defaults = Settings()
+    settings = Settings(
+        database_url=env.get("DATABASE_URL") or defaults.database_url,
+        broadcast_url=env.get("BROADCAST_URL") or defaults.broadcast_url,
+        payment_provider=(env.get("PAYMENT_PROVIDER") or defaults.payment_provider).lower(),
+        stripe_api_key=env.get("STRIPE_API_KEY") or None,
+        stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+        host=env.get("HOST") or defaults.host,
+        port=_int(env, "PORT", defaults.port),
+        web_concurrency=_int(env, "WEB_CONCURRENCY", defaults.web_concurrency),
+        rate_limit=RateLimit.parse(env.get("RATE_LIMIT") or "600/minute"),
+        sandbox_confirm_delay_ms=max(0, _int(env, "SANDBOX_CONFIRM_DELAY_MS", 300)),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
+        max_query_depth=_int(env, "MAX_QUERY_DEPTH", defaults.max_query_depth),
+        max_aliases=_int(env, "MAX_ALIASES", defaults.max_aliases),
+        max_tokens=_int(env, "MAX_TOKENS", defaults.max_tokens),
+        reconcile_interval_s=float(_int(env, "RECONCILE_INTERVAL_S", 60)),
+        log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+    )
+    settings.check()
+    return settings

@@ -1,0 +1,72 @@
+"""The Subscription root's resolvers: order events from the hub, as the contract orders them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from billing.access import require_billing
+from billing.errors import NotFound
+from models import Order as OrderRow
+from models import OrderEvent, OrderStatus
+from resolvers.common import caller_and_customer
+from schema.context import Info
+from schema.orders import OrderStatusEvent, decode_event_cursor
+from subscriptions.hub import EventFilter
+
+__all__ = ["order_status_changed", "payment_confirmation"]
+
+
+async def _as_graphql(info: Info, event: OrderEvent) -> OrderStatusEvent:
+    # A short session per event: a WebSocket context must not hold one open.
+    async with info.context.services.db.read() as session:
+        order = await session.get(OrderRow, event.order_id)
+    assert order is not None
+    return OrderStatusEvent.of(event, order)
+
+
+async def payment_confirmation(
+    info: Info, acting_customer: strawberry.ID, order_id: strawberry.ID
+) -> AsyncGenerator[OrderStatusEvent, None]:
+    """The order's current status first, then each change; ends after a terminal status."""
+    principal, customer = await caller_and_customer(info, acting_customer, billing=True)
+    hub = info.context.hub
+    event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer.id, order_id=order_id)
+    # Register before reading the current status, so a change committed in
+    # between is queued rather than lost.
+    async with hub.subscribe(event_filter) as subscriber:
+        latest = await hub.latest_event(event_filter) if len(order_id) <= 64 else None
+        if latest is None:
+            raise NotFound("No such order.")
+        yield await _as_graphql(info, latest)
+        if OrderStatus(latest.status).is_terminal:
+            return
+        assert latest.seq is not None
+        async for event in subscriber.events(after=latest.seq):
+            yield await _as_graphql(info, event)
+            if OrderStatus(event.status).is_terminal:
+                return
+
+
+async def order_status_changed(
+    info: Info, acting_customer: strawberry.ID | None = None, after: str | None = None
+) -> AsyncGenerator[OrderStatusEvent, None]:
+    """Order events of one customer (or all the partner's); stored ones after
+    ``after`` first, then live ones, with no gap and no repeat."""
+    principal = info.context.caller()
+    customer_id: str | None = None
+    if acting_customer is not None:
+        _, customer = await caller_and_customer(info, acting_customer, billing=True)
+        customer_id = customer.id
+    else:
+        require_billing(principal)
+    start = decode_event_cursor(after) if after is not None else None
+    hub = info.context.hub
+    event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer_id)
+    async with hub.subscribe(event_filter) as subscriber:
+        if start is None:
+            # Live only: everything up to now is history.
+            start = await hub.latest_seq()
+        async for event in subscriber.events(after=start):
+            yield await _as_graphql(info, event)
