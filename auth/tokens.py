@@ -30,7 +30,5 @@ def looks_like_token(token: str) -> bool:
 async def issue_token(session: AsyncSession, *, user_id: str, label: str = "") -> str:
     """Store a new token for ``user_id`` and return it; it cannot be read back."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(user_id=user_id, token_hash=hash_token(token), display_prefix=token[:10], label=label)
-    )
+    session.add(ApiToken(user_id=user_id, token_hash=hash_token(token), display_prefix=token[:10], label=label))
     return token

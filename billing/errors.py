@@ -1,14 +1,14 @@
 """Failures the domain reports.
 
-    GatewayError                  a top-level GraphQL error with ``extensions.code``
-    ├── Unauthenticated           UNAUTHENTICATED: no or bad token
-    ├── Forbidden                 FORBIDDEN: the role may not do this
-    ├── NotFound                  NOT_FOUND: nothing the caller may see has this id
-    ├── BadUserInput              BAD_USER_INPUT: malformed argument
-    ├── RateLimited               RATE_LIMITED
-    └── QueryTooComplex           QUERY_TOO_COMPLEX
+GatewayError                  a top-level GraphQL error with ``extensions.code``
+├── Unauthenticated           UNAUTHENTICATED: no or bad token
+├── Forbidden                 FORBIDDEN: the role may not do this
+├── NotFound                  NOT_FOUND: nothing the caller may see has this id
+├── BadUserInput              BAD_USER_INPUT: malformed argument
+├── RateLimited               RATE_LIMITED
+└── QueryTooComplex           QUERY_TOO_COMPLEX
 
-    UserErrors                    a business outcome, reported in a payload's ``userErrors``
+UserErrors                    a business outcome, reported in a payload's ``userErrors``
 """
 
 from __future__ import annotations

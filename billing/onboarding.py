@@ -101,19 +101,27 @@ async def seed_demo(db: Database) -> DemoTenant:
         globex = await create_customer(session, partner_id=partner.id, name="Globex Logistics")
         await session.flush()
         await create_product(
-            session, customer_id=acme.id, plan_id="plan_backup_professional", interval=BillingInterval.MONTHLY,
-            total=10, assigned=7, anchor=now - timedelta(days=10),
+            session,
+            customer_id=acme.id,
+            plan_id="plan_backup_professional",
+            interval=BillingInterval.MONTHLY,
+            total=10,
+            assigned=7,
+            anchor=now - timedelta(days=10),
         )
         await create_product(
-            session, customer_id=globex.id, plan_id="plan_backup_essentials", interval=BillingInterval.YEARLY,
-            total=25, assigned=20, anchor=now - timedelta(days=100),
+            session,
+            customer_id=globex.id,
+            plan_id="plan_backup_essentials",
+            interval=BillingInterval.YEARLY,
+            total=25,
+            assigned=20,
+            anchor=now - timedelta(days=100),
         )
         tokens: dict[str, str] = {}
         for role in PartnerRole:
             local = role.value.lower().replace("partner_", "").replace("_", "-")
-            user = await create_user(
-                session, partner_id=partner.id, email=f"{local}@demo-{suffix}.example", role=role
-            )
+            user = await create_user(session, partner_id=partner.id, email=f"{local}@demo-{suffix}.example", role=role)
             await session.flush()
             tokens[role.value] = await issue_token(session, user_id=user.id, label="seed-demo")
     return DemoTenant(partner=partner, customers=[acme, globex], tokens=tokens)

@@ -113,19 +113,27 @@ async def _payment_method(session: AsyncSession, customer_id: str, chosen: str |
         if method is None or method.customer_id != customer_id or method.removed_at is not None:
             raise UserErrors(
                 UserError(
-                    "PAYMENT_METHOD_NOT_FOUND", "No such payment method for this customer.", ("input", "paymentMethodId")
+                    "PAYMENT_METHOD_NOT_FOUND",
+                    "No such payment method for this customer.",
+                    ("input", "paymentMethodId"),
                 )
             )
         return method
     rows = await session.exec(
         select(PaymentMethod).where(
-            PaymentMethod.customer_id == customer_id, col(PaymentMethod.is_primary), col(PaymentMethod.removed_at).is_(None)
+            PaymentMethod.customer_id == customer_id,
+            col(PaymentMethod.is_primary),
+            col(PaymentMethod.removed_at).is_(None),
         )
     )
     primary = rows.first()
     if primary is None:
         raise UserErrors(
-            UserError("NO_PAYMENT_METHOD", "The customer has no primary payment method; add one or choose one.", ("input", "paymentMethodId"))
+            UserError(
+                "NO_PAYMENT_METHOD",
+                "The customer has no primary payment method; add one or choose one.",
+                ("input", "paymentMethodId"),
+            )
         )
     return primary
 

@@ -55,7 +55,7 @@ async def _find_active(session: AsyncSession, customer_id: str, payment_method_i
 
 
 async def _make_primary(session: AsyncSession, customer_id: str, method: PaymentMethod) -> None:
-    await session.execute(
+    await session.exec(
         update(PaymentMethod)
         .where(col(PaymentMethod.customer_id) == customer_id, col(PaymentMethod.id) != method.id)
         .values(is_primary=False)
@@ -120,17 +120,17 @@ async def add_payment_method(
     except UserErrors as errors:
         raise await _reject(services, principal, customer.id, "payment_method.add", errors) from None
     except CardDeclined as exc:
-        errors = UserErrors(UserError("CARD_DECLINED", f"The card was declined: {exc}", _TOKEN_FIELD))
-        raise await _reject(services, principal, customer.id, "payment_method.add", errors) from None
+        declined = UserErrors(UserError("CARD_DECLINED", f"The card was declined: {exc}", _TOKEN_FIELD))
+        raise await _reject(services, principal, customer.id, "payment_method.add", declined) from None
     except PaymentMethodTokenInvalid:
-        errors = UserErrors(UserError("INVALID_PAYMENT_METHOD_TOKEN", "Unknown payment method token.", _TOKEN_FIELD))
-        raise await _reject(services, principal, customer.id, "payment_method.add", errors) from None
+        unknown = UserErrors(UserError("INVALID_PAYMENT_METHOD_TOKEN", "Unknown payment method token.", _TOKEN_FIELD))
+        raise await _reject(services, principal, customer.id, "payment_method.add", unknown) from None
     except ProviderUnavailable:
         log.warning("payment provider unavailable while adding a payment method for %s", customer.id)
-        errors = UserErrors(
+        unavailable = UserErrors(
             UserError("PAYMENT_PROVIDER_UNAVAILABLE", "The payment provider is unavailable; try again shortly.")
         )
-        raise await _reject(services, principal, customer.id, "payment_method.add", errors) from None
+        raise await _reject(services, principal, customer.id, "payment_method.add", unavailable) from None
 
     async with services.db.write() as session:
         first = not await active_payment_methods(session, customer.id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing.errors import UserError, UserErrors
@@ -59,9 +59,7 @@ class Quote:
 
 def check_quantity(quantity: int, field: tuple[str, ...]) -> None:
     if not 1 <= quantity <= MAX_QUANTITY:
-        raise UserErrors(
-            UserError("INVALID_QUANTITY", f"Quantity must be between 1 and {MAX_QUANTITY:,}.", field)
-        )
+        raise UserErrors(UserError("INVALID_QUANTITY", f"Quantity must be between 1 and {MAX_QUANTITY:,}.", field))
 
 
 def _licenses(n: int) -> str:

@@ -50,7 +50,7 @@ async def apply_payment_outcome(services: BillingServices, outcome: PaymentOutco
                 log.info("order %s: ignoring %s after %s", order.id, new_status, old_status)
             return order
         now = services.clock()
-        moved = await session.execute(
+        moved = await session.exec(
             update(Order)
             .where(col(Order.id) == order.id, col(Order.status) == old_status)
             .values(
@@ -86,7 +86,7 @@ async def apply_payment_outcome(services: BillingServices, outcome: PaymentOutco
 async def _fulfil(session: AsyncSession, order: Order, *, now: datetime) -> None:
     if order.kind == OrderKind.LICENSE_PURCHASE:
         # Atomic increment: concurrent purchases of one product never lose an update.
-        result = await session.execute(
+        result = await session.exec(
             update(Product)
             .where(col(Product.id) == order.product_id)
             .values(total_licenses=col(Product.total_licenses) + order.quantity, updated_at=now)
@@ -113,7 +113,7 @@ async def _fulfil(session: AsyncSession, order: Order, *, now: datetime) -> None
             )
         )
         return
-    await session.execute(
+    await session.exec(
         update(Product)
         .where(col(Product.id) == current.id)
         .values(

@@ -113,8 +113,11 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> None:
     async def work() -> None:
         async with running(settings) as runtime:
             report = await reconcile_orders(runtime.services, older_than=timedelta(seconds=args.older_than))
-        _print(args, vars(report), f"examined {report.examined}, changed {report.changed}, "
-               f"provider unreachable for {report.unreachable}")
+        _print(
+            args,
+            vars(report),
+            f"examined {report.examined}, changed {report.changed}, provider unreachable for {report.unreachable}",
+        )
 
     asyncio.run(work())
 
@@ -155,7 +158,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
             + "".join(f"  {role:<22} {token}\n" for role, token in tenant.tokens.items())
             + "\nIn GraphiQL open the Headers tab and paste:\n"
             f'  {{"Authorization": "Bearer {owner}"}}\n'
-            "then run the queries in README.md (\"A first session\").\n",
+            'then run the queries in README.md ("A first session").\n',
             flush=True,
         )
 
@@ -167,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partner-billing", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace, Settings], None], help: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace, Settings], None], help: str
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
         sub.add_argument("--json", action="store_true", help="print JSON")
@@ -194,7 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--user", required=True)
     sub.add_argument("--label", default="")
     sub = command("export-schema", cmd_export_schema, "print or write the GraphQL SDL")
-    sub.add_argument("--output", "-o", default="-", help=f"file to write (default: stdout; the repo keeps {SCHEMA_FILE})")
+    sub.add_argument(
+        "--output", "-o", default="-", help=f"file to write (default: stdout; the repo keeps {SCHEMA_FILE})"
+    )
     sub = command("reconcile", cmd_reconcile, "settle unfinished orders from the payment provider")
     sub.add_argument("--older-than", type=float, default=0.0, help="only orders untouched for this many seconds")
     return parser

@@ -61,7 +61,7 @@ class Runtime:
                 await reconcile_orders(self.services, older_than=timedelta(seconds=max(30.0, interval / 2)))
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - try again next round
+            except Exception:
                 log.exception("periodic reconciliation failed")
 
 

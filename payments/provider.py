@@ -120,9 +120,7 @@ class PaymentProvider(Protocol):
         """Attach the tokenised method to the customer; raises CardDeclined or
         PaymentMethodTokenInvalid."""
 
-    async def set_default_payment_method(
-        self, *, provider_customer_ref: str, payment_method_ref: str
-    ) -> None:
+    async def set_default_payment_method(self, *, provider_customer_ref: str, payment_method_ref: str) -> None:
         """Make the method the customer's default for off-session charges."""
 
     async def detach_payment_method(self, *, payment_method_ref: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["ChargeBehaviour", "TestCard", "TEST_CARDS"]
+__all__ = ["TEST_CARDS", "ChargeBehaviour", "TestCard"]
 
 
 class ChargeBehaviour(Enum):

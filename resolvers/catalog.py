@@ -5,9 +5,9 @@ from sqlmodel import col, select
 
 from billing.catalog import list_plans
 from models import Product as ProductRow
+from resolvers.common import caller_and_customer
 from schema.catalog import Plan, Product
 from schema.context import Info
-from resolvers.common import caller_and_customer
 
 __all__ = ["catalog", "products"]
 

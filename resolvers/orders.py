@@ -9,12 +9,12 @@ from billing import orders as domain
 from billing.errors import BadUserInput, NotFound, UserErrors
 from models import Order as OrderRow
 from models import OrderStatus
+from resolvers.common import caller_and_customer
 from schema.context import Info
 from schema.inputs import BuyLicensesInput, UpgradeStorageInput
 from schema.orders import Order, OrderConnection, OrderEdge, OrderSummary
 from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
 from schema.payloads import OrderPayload, UserError
-from resolvers.common import caller_and_customer
 
 __all__ = [
     "buy_licenses",

@@ -4,12 +4,12 @@ import strawberry
 
 from billing import payment_methods as domain
 from billing.errors import UserErrors
+from resolvers.common import caller_and_customer
 from schema.billing import BillingDetails, PaymentMethod
 from schema.context import Info
 from schema.inputs import AddPaymentMethodInput
 from schema.payloads import PaymentMethodPayload, UserError
 from schema.tenancy import Customer
-from resolvers.common import caller_and_customer
 
 __all__ = ["add_payment_method", "billing_details", "remove_payment_method", "set_primary_payment_method"]
 

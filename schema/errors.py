@@ -57,8 +57,9 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = classify_errors(result.errors)
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = classify_errors(errors)
 
     def on_stream_result(self, result: object) -> Iterator[None]:
         errors = getattr(result, "errors", None)

@@ -7,7 +7,7 @@ from billing.money import format_minor
 __all__ = ["Money"]
 
 
-@strawberry.type(description="An exact amount: `amount` is a decimal string such as \"12.50\".")
+@strawberry.type(description='An exact amount: `amount` is a decimal string such as "12.50".')
 class Money:
     amount: str
     minor_units: int

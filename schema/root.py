@@ -17,7 +17,7 @@ from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
 from schema.errors import ErrorCodes, log_unexpected
 from schema.limits import complexity_rule
-from schema.orders import Order, OrderConnection, OrderStatusEvent, OrderSummary
+from schema.orders import Order, OrderConnection, OrderSummary
 from schema.payloads import OrderPayload, PaymentMethodPayload
 from schema.tenancy import CustomerConnection, Viewer
 from settings import Settings
@@ -45,15 +45,17 @@ class Mutation:
     set_primary_payment_method: PaymentMethodPayload = strawberry.mutation(
         resolver=payment_method_resolvers.set_primary_payment_method
     )
-    remove_payment_method: PaymentMethodPayload = strawberry.mutation(resolver=payment_method_resolvers.remove_payment_method)
+    remove_payment_method: PaymentMethodPayload = strawberry.mutation(
+        resolver=payment_method_resolvers.remove_payment_method
+    )
     buy_licenses: OrderPayload = strawberry.mutation(resolver=order_resolvers.buy_licenses)
     upgrade_storage: OrderPayload = strawberry.mutation(resolver=order_resolvers.upgrade_storage)
 
 
 @strawberry.type
 class Subscription:
-    payment_confirmation: OrderStatusEvent = strawberry.subscription(resolver=streams.payment_confirmation)
-    order_status_changed: OrderStatusEvent = strawberry.subscription(resolver=streams.order_status_changed)
+    payment_confirmation = strawberry.subscription(resolver=streams.payment_confirmation)
+    order_status_changed = strawberry.subscription(resolver=streams.order_status_changed)
 
 
 class GatewaySchema(strawberry.Schema):
@@ -63,17 +65,15 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    settings = settings or Settings()
+    limits = settings or Settings()
 
     class Limits(AddValidationRules):
         def __init__(self) -> None:
-            super().__init__(
-                [complexity_rule(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases)]
-            )
+            super().__init__([complexity_rule(max_depth=limits.max_query_depth, max_aliases=limits.max_aliases)])
 
     class Tokens(MaxTokensLimiter):
         def __init__(self) -> None:
-            super().__init__(max_token_count=settings.max_tokens)
+            super().__init__(max_token_count=limits.max_tokens)
 
     return GatewaySchema(
         query=Query,

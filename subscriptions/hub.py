@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from broadcaster import Broadcast
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 
 from models import OrderEvent
@@ -123,7 +123,7 @@ class EventHub:
         self._wake.set()
         try:
             await self._broadcast.publish(CHANNEL, str(seq))
-        except Exception as exc:  # noqa: BLE001 - stored events stay the truth
+        except Exception as exc:
             now = time.monotonic()
             if now - self._last_publish_warning > 10:
                 self._last_publish_warning = now
@@ -170,11 +170,11 @@ class EventHub:
         while True:
             try:
                 async with self._broadcast.subscribe(CHANNEL) as rings:
-                    async for _ring in rings:
+                    async for _ring in rings:  # type: ignore[union-attr]
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep listening; polling covers the gap
+            except Exception:
                 log.exception("broadcast subscription failed; retrying")
                 await asyncio.sleep(1)
 
@@ -187,7 +187,7 @@ class EventHub:
                 await self._dispatch_new_events()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the database may be briefly unreachable
+            except Exception:
                 log.exception("reading new order events failed; will retry")
                 await asyncio.sleep(self._poll_interval)
 
@@ -203,10 +203,10 @@ class EventHub:
                     subscriber.behind = True
 
 
-def _conditions(event_filter: EventFilter) -> list[object]:
-    conditions: list[object] = [OrderEvent.partner_id == event_filter.partner_id]
+def _conditions(event_filter: EventFilter) -> list[ColumnElement[bool]]:
+    conditions = [col(OrderEvent.partner_id) == event_filter.partner_id]
     if event_filter.customer_id is not None:
-        conditions.append(OrderEvent.customer_id == event_filter.customer_id)
+        conditions.append(col(OrderEvent.customer_id) == event_filter.customer_id)
     if event_filter.order_id is not None:
-        conditions.append(OrderEvent.order_id == event_filter.order_id)
+        conditions.append(col(OrderEvent.order_id) == event_filter.order_id)
     return conditions

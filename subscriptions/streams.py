@@ -26,19 +26,29 @@ async def _as_graphql(info: Info, event: OrderEvent) -> OrderStatusEvent:
     return OrderStatusEvent.of(event, order)
 
 
+# The resolvers check the caller before returning their stream, so a refusal
+# is an `error` message rather than a first `next` carrying errors.
+
+
 async def payment_confirmation(
     info: Info, acting_customer: strawberry.ID, order_id: strawberry.ID
 ) -> AsyncGenerator[OrderStatusEvent, None]:
     """The order's current status first, then each change; ends after a terminal status."""
     principal, customer = await caller_and_customer(info, acting_customer, billing=True)
-    hub = info.context.hub
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer.id, order_id=order_id)
+    latest = await info.context.hub.latest_event(event_filter) if len(order_id) <= 64 else None
+    if latest is None:
+        raise NotFound("No such order.")
+    return _confirmation_stream(info, event_filter)
+
+
+async def _confirmation_stream(info: Info, event_filter: EventFilter) -> AsyncGenerator[OrderStatusEvent, None]:
+    hub = info.context.hub
     # Register before reading the current status, so a change committed in
     # between is queued rather than lost.
     async with hub.subscribe(event_filter) as subscriber:
-        latest = await hub.latest_event(event_filter) if len(order_id) <= 64 else None
-        if latest is None:
-            raise NotFound("No such order.")
+        latest = await hub.latest_event(event_filter)
+        assert latest is not None, "checked by payment_confirmation"
         yield await _as_graphql(info, latest)
         if OrderStatus(latest.status).is_terminal:
             return
@@ -62,8 +72,14 @@ async def order_status_changed(
     else:
         require_billing(principal)
     start = decode_event_cursor(after) if after is not None else None
-    hub = info.context.hub
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer_id)
+    return _changes_stream(info, event_filter, start)
+
+
+async def _changes_stream(
+    info: Info, event_filter: EventFilter, start: int | None
+) -> AsyncGenerator[OrderStatusEvent, None]:
+    hub = info.context.hub
     async with hub.subscribe(event_filter) as subscriber:
         if start is None:
             # Live only: everything up to now is history.

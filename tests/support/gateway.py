@@ -37,7 +37,9 @@ class GraphQLClient:
 
     async def post(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kwargs)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kwargs
+        )
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The whole response body (data and errors), asserting HTTP 200."""
@@ -114,7 +116,9 @@ class GatewayServer:
         self, token: str | None, *, protocol: str = "graphql-transport-ws", init: bool = True
     ) -> AsyncIterator[GraphQLWebSocket]:
         async with websockets.connect(
-            f"ws://127.0.0.1:{self.port}/graphql", subprotocols=[protocol], compression=None  # type: ignore[list-item]
+            f"ws://127.0.0.1:{self.port}/graphql",
+            subprotocols=[protocol],
+            compression=None,  # type: ignore[list-item]
         ) as conn:
             ws = GraphQLWebSocket(conn)
             if init:

@@ -1,0 +1,36 @@
+"""The committed SDL is the schema the code serves."""
+
+from pathlib import Path
+
+from schema.root import build_schema
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+def test_committed_schema_matches_the_code() -> None:
+    expected = build_schema().as_str() + "\n"
+    assert SCHEMA_FILE.read_text() == expected, (
+        "schema.graphql is out of date: run `partner-billing export-schema -o schema.graphql`"
+    )
+
+
+def test_contract_names_are_all_present() -> None:
+    sdl = SCHEMA_FILE.read_text()
+    for name in (
+        "viewer: Viewer!",
+        "customers(first: Int = null, after: String = null): CustomerConnection!",
+        "catalog(actingCustomer: ID!): [Plan!]!",
+        "products(actingCustomer: ID!): [Product!]!",
+        "billingDetails(actingCustomer: ID!): BillingDetails!",
+        "order(actingCustomer: ID!, id: ID!): Order",
+        "licensePurchaseSummary(actingCustomer: ID!, input: BuyLicensesInput!): OrderSummary!",
+        "storageUpgradeSummary(actingCustomer: ID!, input: UpgradeStorageInput!): OrderSummary!",
+        "addPaymentMethod(actingCustomer: ID!, input: AddPaymentMethodInput!): PaymentMethodPayload!",
+        "setPrimaryPaymentMethod(actingCustomer: ID!, paymentMethodId: ID!): PaymentMethodPayload!",
+        "removePaymentMethod(actingCustomer: ID!, paymentMethodId: ID!): PaymentMethodPayload!",
+        "buyLicenses(actingCustomer: ID!, input: BuyLicensesInput!): OrderPayload!",
+        "upgradeStorage(actingCustomer: ID!, input: UpgradeStorageInput!): OrderPayload!",
+        "paymentConfirmation(actingCustomer: ID!, orderId: ID!): OrderStatusEvent!",
+        "orderStatusChanged(actingCustomer: ID = null, after: String = null): OrderStatusEvent!",
+    ):
+        assert name in sdl, name
