@@ -19,6 +19,7 @@ from gateway.bootstrap import prepare_database
 from models.database import Database
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
+from payments.stripe_provider import StripePaymentProvider
 from settings import Settings
 from subscriptions.backends import backend_healthy, make_broadcast_backend
 from subscriptions.hub import EventHub
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 def make_provider(settings: Settings, db: Database) -> PaymentProvider:
     if settings.payment_provider == "stripe":
-        from payments.stripe_provider import StripePaymentProvider
-
         assert settings.stripe_api_key is not None
         return StripePaymentProvider(api_key=settings.stripe_api_key, api_base=settings.stripe_api_base)
     return SandboxPaymentProvider(db, confirm_delay_ms=settings.sandbox_confirm_delay_ms)

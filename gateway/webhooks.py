@@ -1,12 +1,101 @@
-"""``POST /webhooks/stripe``: placeholder until the Stripe provider lands."""
+"""``POST /webhooks/stripe``: verify, deduplicate, re-read, settle.
+
+Each delivery's ``Stripe-Signature`` is checked (with Stripe's five-minute
+timestamp tolerance) before anything is read from it. The event itself is only
+a hint: the gateway re-reads the PaymentIntent and applies its current state
+through the one settlement path, which only ever moves an order forward, so
+late, repeated or reordered events cannot undo anything.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from billing.settlement import apply_payment_outcome
+from gateway.runtime import Runtime
+from models import ProcessedWebhookEvent
+from payments.provider import PaymentError
+from payments.stripe_provider import InvalidWebhook, StripePaymentProvider
+
 __all__ = ["stripe_webhook"]
+
+log = logging.getLogger(__name__)
+
+PAYMENT_INTENT_EVENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+        "payment_intent.canceled",
+        "payment_intent.amount_capturable_updated",
+    }
+)
+
+
+def _answer(status: int, message: str) -> Response:
+    return JSONResponse({"status": message}, status_code=status)
+
+
+def _intent_reference(event: Any) -> tuple[str | None, str | None]:
+    """(PaymentIntent id, gateway order id) named by the event, if any."""
+    intent = event.data.object
+    intent_id = getattr(intent, "id", None)
+    metadata = getattr(intent, "metadata", None)
+    order_id = metadata.get("order_id") if metadata is not None and hasattr(metadata, "get") else None
+    return (intent_id if isinstance(intent_id, str) else None, order_id if isinstance(order_id, str) else None)
+
+
+async def _already_processed(runtime: Runtime, event_id: str) -> bool:
+    async with runtime.db.read() as session:
+        return await session.get(ProcessedWebhookEvent, event_id) is not None
+
+
+async def _mark_processed(runtime: Runtime, event_id: str) -> None:
+    try:
+        async with runtime.db.write() as session:
+            session.add(ProcessedWebhookEvent(id=event_id))
+    except IntegrityError:
+        pass  # a concurrent redelivery recorded it first
 
 
 async def stripe_webhook(request: Request) -> Response:
-    return JSONResponse({"error": "Stripe webhooks are not configured"}, status_code=404)
+    runtime: Runtime = request.app.state.runtime
+    provider = runtime.services.provider
+    secret = runtime.settings.stripe_webhook_secret
+    if not isinstance(provider, StripePaymentProvider) or not secret:
+        return _answer(404, "stripe webhooks are not enabled on this gateway")
+    payload = await request.body()
+    try:
+        event = provider.verify_webhook(payload, request.headers.get("stripe-signature"), secret)
+    except InvalidWebhook:
+        log.warning("stripe webhook refused: bad or stale signature")
+        return _answer(400, "invalid signature")
+    event_id, event_type = str(event.id), str(event.type)
+    if await _already_processed(runtime, event_id):
+        return _answer(200, "duplicate ignored")
+    if event_type not in PAYMENT_INTENT_EVENTS:
+        await _mark_processed(runtime, event_id)
+        return _answer(200, "ignored")
+    intent_id, order_id = _intent_reference(event)
+    if intent_id is None or order_id is None:
+        log.info("stripe event %s (%s) names no gateway order", event_id, event_type)
+        await _mark_processed(runtime, event_id)
+        return _answer(200, "no gateway order")
+    try:
+        outcome = await provider.retrieve(payment_ref=intent_id, order_id=order_id)
+    except PaymentError as error:
+        # Unprocessed: Stripe delivers again, and reconciliation catches up.
+        log.warning("stripe event %s: re-reading %s failed (%s)", event_id, intent_id, type(error).__name__)
+        return _answer(503, "payment provider unavailable; retry")
+    if outcome is not None:
+        order = await apply_payment_outcome(runtime.services, outcome)
+        if order is None:
+            log.info("stripe event %s: order %s is unknown here", event_id, order_id)
+    await _mark_processed(runtime, event_id)
+    return _answer(200, "processed")

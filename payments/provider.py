@@ -14,7 +14,7 @@ async and never blocks the event loop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -94,7 +94,8 @@ class PaymentOutcome:
     payment_ref: str
     order_id: str | None
     status: PaymentStatus
-    client_secret: str | None = None
+    # Kept out of repr so logging an outcome never prints the secret.
+    client_secret: str | None = field(default=None, repr=False)
     failure_reason: str | None = None
     declined: bool = False
 
