@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.principal import Principal
+from billing.errors import Forbidden
 from models import AuditEntry
 
-__all__ = ["record"]
+if TYPE_CHECKING:
+    from billing.services import BillingServices
+
+__all__ = ["record", "require_billing_role"]
 
 
 async def record(
@@ -33,3 +39,22 @@ async def record(
             detail=detail or {},
         )
     )
+
+
+async def require_billing_role(
+    services: BillingServices, principal: Principal, *, customer_id: str, action: str
+) -> None:
+    """Refuse (FORBIDDEN) a billing action the caller's role may not take,
+    recording the attempt: refusals belong in the trail too."""
+    if principal.role.may_bill:
+        return
+    async with services.db.write() as session:
+        await record(
+            session,
+            partner_id=principal.partner_id,
+            principal=principal,
+            customer_id=customer_id[:40],
+            action=action,
+            outcome="FORBIDDEN",
+        )
+    raise Forbidden("Partner Administrators cannot see or change billing.")

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -25,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.principal import Principal
 from billing import audit
-from billing.access import acting_customer, lock_customer, require_billing
+from billing.access import acting_customer, lock_customer
 from billing.errors import BadUserInput, UserError, UserErrors
 from billing.events import append_event
 from billing.payment_methods import ensure_provider_customer
@@ -33,7 +34,7 @@ from billing.quotes import Quote, license_purchase_quote, storage_upgrade_quote
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from models import BillingInterval, Customer, Order, OrderKind, OrderLine, OrderStatus, PaymentMethod
-from payments.provider import ChargeRequest, PaymentStatus, ProviderUnavailable
+from payments.provider import ChargeRequest, PaymentError, PaymentOutcome, PaymentStatus, ProviderUnavailable
 
 __all__ = ["LicensePurchase", "OrderResult", "StorageUpgrade", "buy_licenses", "charge_order", "upgrade_storage"]
 
@@ -48,6 +49,7 @@ class LicensePurchase:
     quantity: int
     payment_method_id: str | None = None
     idempotency_key: str | None = None
+    kind: ClassVar[OrderKind] = OrderKind.LICENSE_PURCHASE
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class StorageUpgrade:
     billing_interval: BillingInterval
     payment_method_id: str | None = None
     idempotency_key: str | None = None
+    kind: ClassVar[OrderKind] = OrderKind.STORAGE_UPGRADE
 
 
 Request = LicensePurchase | StorageUpgrade
@@ -66,6 +69,10 @@ Request = LicensePurchase | StorageUpgrade
 class OrderResult:
     order: Order
     user_errors: tuple[UserError, ...] = ()
+
+
+def _audit_action(kind: OrderKind) -> str:
+    return f"order.{kind.value.lower()}"
 
 
 def _fingerprint(request: Request) -> str:
@@ -222,7 +229,7 @@ async def _create_order(
             partner_id=principal.partner_id,
             principal=principal,
             customer_id=customer.id,
-            action=f"order.{quote.kind.value.lower()}",
+            action=_audit_action(quote.kind),
             target_id=order.id,
             outcome="PLACED",
             detail={"total_minor": quote.total_minor, "quantity": quote.quantity, "plan": quote.plan_id},
@@ -234,7 +241,8 @@ async def _create_order(
 
 
 async def _place(services: BillingServices, principal: Principal, customer_id: str, request: Request) -> OrderResult:
-    require_billing(principal)
+    action = _audit_action(request.kind)
+    await audit.require_billing_role(services, principal, customer_id=customer_id, action=action)
     _check_idempotency_key(request.idempotency_key)
     try:
         order, _is_new = await _create_order(services, principal, customer_id, request)
@@ -248,7 +256,7 @@ async def _place(services: BillingServices, principal: Principal, customer_id: s
                 partner_id=principal.partner_id,
                 principal=principal,
                 customer_id=customer_id,
-                action=f"order.{type(request).__name__.lower()}",
+                action=action,
                 outcome=errors.errors[0].code,
             )
         raise
@@ -289,6 +297,13 @@ async def charge_order(services: BillingServices, order: Order) -> Order:
         # The charge may or may not exist; reconciliation asks the provider later.
         log.warning("order %s: payment provider unavailable; left PENDING for reconciliation", order.id)
         return order
+    except PaymentError as error:
+        # The provider refused the charge outright (say, an amount it will not
+        # take): the order fails and nothing else changes.
+        log.warning("order %s: the provider refused the charge (%s)", order.id, type(error).__name__)
+        outcome = PaymentOutcome(
+            payment_ref="", order_id=order.id, status=PaymentStatus.FAILED, failure_reason=str(error), declined=True
+        )
     settled = await apply_payment_outcome(services, outcome)
     assert settled is not None
     if outcome.status is PaymentStatus.FAILED and settled.status != OrderStatus.FAILED:

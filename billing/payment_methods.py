@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.principal import Principal
 from billing import audit
-from billing.access import acting_customer, require_billing
+from billing.access import acting_customer
 from billing.errors import UserError, UserErrors
 from billing.services import BillingServices
 from models import Customer, PaymentMethod
@@ -110,7 +110,7 @@ def _check_token(token: str) -> None:
 async def add_payment_method(
     services: BillingServices, principal: Principal, customer_id: str, *, token: str, make_primary: bool
 ) -> PaymentMethod:
-    require_billing(principal)
+    await audit.require_billing_role(services, principal, customer_id=customer_id, action="payment_method.add")
     async with services.db.read() as session:
         customer = await acting_customer(session, principal, customer_id)
     try:
@@ -176,7 +176,7 @@ async def _sync_default(services: BillingServices, provider_customer: str | None
 async def set_primary_payment_method(
     services: BillingServices, principal: Principal, customer_id: str, *, payment_method_id: str
 ) -> PaymentMethod:
-    require_billing(principal)
+    await audit.require_billing_role(services, principal, customer_id=customer_id, action="payment_method.set_primary")
     try:
         async with services.db.write() as session:
             customer = await acting_customer(session, principal, customer_id)
@@ -202,7 +202,7 @@ async def remove_payment_method(
 ) -> PaymentMethod:
     """Remove a method; if it was the primary one, the newest remaining one
     becomes primary so purchases keep a default."""
-    require_billing(principal)
+    await audit.require_billing_role(services, principal, customer_id=customer_id, action="payment_method.remove")
     promoted: PaymentMethod | None = None
     try:
         async with services.db.write() as session:

@@ -29,6 +29,8 @@ async def _find_order(session: AsyncSession, outcome: PaymentOutcome) -> Order |
         order = await session.get(Order, outcome.order_id)
         if order is not None:
             return order
+    if not outcome.payment_ref:
+        return None
     rows = await session.exec(select(Order).where(Order.provider_payment_ref == outcome.payment_ref))
     return rows.first()
 
@@ -56,7 +58,7 @@ async def apply_payment_outcome(services: BillingServices, outcome: PaymentOutco
             .values(
                 status=new_status,
                 updated_at=now,
-                provider_payment_ref=outcome.payment_ref,
+                provider_payment_ref=outcome.payment_ref or order.provider_payment_ref,
                 client_secret=outcome.client_secret if new_status is OrderStatus.REQUIRES_ACTION else None,
                 failure_reason=outcome.failure_reason if new_status is OrderStatus.FAILED else None,
                 fulfilled_at=now if new_status is OrderStatus.SUCCEEDED else None,
