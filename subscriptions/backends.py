@@ -68,6 +68,7 @@ _PG_LOST = (
     asyncpg.exceptions.OperatorInterventionError,
     ConnectionError,
 )
+_PG_MAX_IDENTIFIER = 63  # NAMEDATALEN - 1: the longest LISTEN channel name
 
 
 class BroadcastUnavailable(ConnectionError):
@@ -338,7 +339,8 @@ class ResilientRedisBackend(_ResilientBackend):
                     waiting.discard(_text(message["channel"]))
 
     async def _read_until_dead(self, pubsub: PubSub) -> None:
-        """Read messages; PING when idle so a frozen server is noticed too."""
+        """Read messages, PINGing every interval: a frozen server answers nothing, and 2 intervals
+        of silence end the session (a killed server already fails the read)."""
         interval = self._timings.liveness_interval
         loop = asyncio.get_running_loop()
         last_heard = last_ping = loop.time()
@@ -419,6 +421,7 @@ class ResilientPostgresBackend(_ResilientBackend):
         self._publisher_lock = asyncio.Lock()
 
     async def publish(self, channel: str, message: Any) -> None:
+        _check_pg_channel(channel)
         try:
             await self._on_publisher("SELECT pg_notify($1, $2)", channel, _text(message))
         except _PG_ERRORS as exc:
@@ -495,7 +498,7 @@ class ResilientPostgresBackend(_ResilientBackend):
         self._deliver(channel, payload)
 
     async def _watch(self, conn: Any, lost: asyncio.Event) -> None:
-        """Return-free: raises once the connection is closed or stops answering."""
+        """Never returns: raises once the connection is closed or stops answering."""
         interval = self._timings.liveness_interval
         while True:
             with contextlib.suppress(TimeoutError):
@@ -506,6 +509,10 @@ class ResilientPostgresBackend(_ResilientBackend):
                 await conn.fetchval("SELECT 1", timeout=self._timings.io_timeout)
 
     # -- subscriptions while live ----------------------------------------------
+
+    async def subscribe(self, channel: str) -> None:
+        _check_pg_channel(channel)
+        await super().subscribe(channel)
 
     async def _subscribe_live(self, channel: str) -> None:
         async with self._listener_lock:
@@ -571,6 +578,13 @@ def _redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_pg_channel(channel: str) -> None:
+    # LISTEN silently truncates longer names while pg_notify rejects them:
+    # such a channel would never ring, so refuse it up front.
+    if not channel or len(channel.encode()) > _PG_MAX_IDENTIFIER:
+        raise ValueError(f"PostgreSQL channel names need 1 to {_PG_MAX_IDENTIFIER} bytes, got {channel!r}")
 
 
 async def _close_pg(conn: Any, grace: float) -> None:
