@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import issue_token
@@ -38,9 +39,12 @@ async def create_customer(session: AsyncSession, *, partner_id: str, name: str) 
 async def create_user(session: AsyncSession, *, partner_id: str, email: str, role: PartnerRole) -> User:
     if await session.get(Partner, partner_id) is None:
         raise NotFound(f"No partner {partner_id!r}.")
+    email = email.strip().lower()
     if "@" not in email:
         raise BadUserInput(f"{email!r} is not an email address.")
-    user = User(partner_id=partner_id, email=email.strip().lower(), role=role)
+    if (await session.exec(select(User.id).where(User.email == email))).first() is not None:
+        raise BadUserInput(f"The email {email} is already in use.")
+    user = User(partner_id=partner_id, email=email, role=role)
     session.add(user)
     return user
 

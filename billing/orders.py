@@ -30,7 +30,7 @@ from billing.access import acting_customer, lock_customer
 from billing.errors import BadUserInput, UserError, UserErrors
 from billing.events import append_event
 from billing.payment_methods import ensure_provider_customer
-from billing.quotes import Quote, license_purchase_quote, storage_upgrade_quote
+from billing.quotes import Quote, license_purchase_quote, storage_product, storage_upgrade_quote
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from models import BillingInterval, Customer, Order, OrderKind, OrderLine, OrderStatus, PaymentMethod
@@ -145,13 +145,28 @@ async def _payment_method(session: AsyncSession, customer_id: str, chosen: str |
     return primary
 
 
-async def _storage_order_in_flight(session: AsyncSession, customer_id: str) -> bool:
+_IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.REQUIRES_ACTION)
+
+
+async def _conflicting_order_in_flight(session: AsyncSession, customer_id: str, quote: Quote) -> bool:
+    """Whether an unsettled order would race this one over the storage product.
+
+    A plan change replaces the storage product's licenses and price, so it
+    waits for every unsettled storage order and license purchase on that
+    product; a license purchase on the storage product waits for an unsettled
+    plan change. (Abandoned 3-D Secure orders are canceled by reconciliation.)
+    """
+    storage = await storage_product(session, customer_id)
+    if quote.kind is OrderKind.STORAGE_UPGRADE:
+        touches_storage = col(Order.kind) == OrderKind.STORAGE_UPGRADE
+        if storage is not None:
+            touches_storage = touches_storage | (col(Order.product_id) == storage.id)
+    elif storage is not None and quote.product_id == storage.id:
+        touches_storage = col(Order.kind) == OrderKind.STORAGE_UPGRADE
+    else:
+        return False
     rows = await session.exec(
-        select(Order.id).where(
-            Order.customer_id == customer_id,
-            Order.kind == OrderKind.STORAGE_UPGRADE,
-            col(Order.status).in_([OrderStatus.PENDING, OrderStatus.PROCESSING]),
-        )
+        select(Order.id).where(Order.customer_id == customer_id, col(Order.status).in_(_IN_FLIGHT), touches_storage)
     )
     return rows.first() is not None
 
@@ -189,9 +204,13 @@ async def _create_order(
             return existing, False
         quote = await quote_for(session, customer, request, services)
         method = await _payment_method(session, customer.id, request.payment_method_id)
-        if quote.kind is OrderKind.STORAGE_UPGRADE and await _storage_order_in_flight(session, customer.id):
+        if await _conflicting_order_in_flight(session, customer.id, quote):
             raise UserErrors(
-                UserError("ORDER_IN_PROGRESS", "A storage order for this customer is still being paid; wait for it.")
+                UserError(
+                    "ORDER_IN_PROGRESS",
+                    "Another order changing this customer's storage plan is still being paid; "
+                    "wait for it to finish (watch paymentConfirmation).",
+                )
             )
         order = Order(
             customer_id=customer.id,

@@ -13,13 +13,16 @@ from billing.orders import charge_order
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from models import Order, OrderStatus
-from payments.provider import ProviderUnavailable
+from payments.provider import PaymentStatus, ProviderUnavailable
 
 __all__ = ["ReconcileReport", "reconcile_orders"]
 
 log = logging.getLogger(__name__)
 
 _UNSETTLED = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.REQUIRES_ACTION)
+
+
+REQUIRES_ACTION_TTL = timedelta(hours=24)
 
 
 @dataclass
@@ -30,10 +33,19 @@ class ReconcileReport:
 
 
 async def reconcile_orders(
-    services: BillingServices, *, older_than: timedelta = timedelta(seconds=30), limit: int = 500
+    services: BillingServices,
+    *,
+    older_than: timedelta = timedelta(seconds=30),
+    requires_action_ttl: timedelta = REQUIRES_ACTION_TTL,
+    limit: int = 500,
 ) -> ReconcileReport:
-    """Ask the provider about every unsettled order not touched for ``older_than``."""
-    cutoff = services.clock() - older_than
+    """Ask the provider about every unsettled order not touched for ``older_than``.
+
+    An order still awaiting 3-D Secure after ``requires_action_ttl`` is
+    canceled: while it is open, the customer's storage plan cannot change.
+    """
+    now = services.clock()
+    cutoff = now - older_than
     async with services.db.read() as session:
         rows = await session.exec(
             select(Order)
@@ -56,6 +68,13 @@ async def reconcile_orders(
                 settled = await charge_order(services, order)
                 report.changed += settled.status != order.status
             continue
+        abandoned = order.status == OrderStatus.REQUIRES_ACTION and order.updated_at < now - requires_action_ttl
+        if abandoned and outcome.status is PaymentStatus.REQUIRES_ACTION:
+            try:
+                outcome = await services.provider.cancel(payment_ref=outcome.payment_ref)
+            except ProviderUnavailable:
+                report.unreachable += 1
+                continue
         settled_order = await apply_payment_outcome(services, outcome)
         if settled_order is not None and settled_order.status != order.status:
             report.changed += 1

@@ -25,13 +25,18 @@ log = logging.getLogger(__name__)
 
 
 async def _find_order(session: AsyncSession, outcome: PaymentOutcome) -> Order | None:
+    """The order, locked (on PostgreSQL) until the transaction ends: two outcomes
+    of one payment racing (the charge's answer and the confirmation) then apply
+    one after the other, the second seeing the first's status, instead of both
+    reading PENDING and the guarded UPDATE dropping the later, legitimate step.
+    SQLite's write lock already serialises them."""
     if outcome.order_id:
-        order = await session.get(Order, outcome.order_id)
+        order = await session.get(Order, outcome.order_id, with_for_update=True)
         if order is not None:
             return order
     if not outcome.payment_ref:
         return None
-    rows = await session.exec(select(Order).where(Order.provider_payment_ref == outcome.payment_ref))
+    rows = await session.exec(select(Order).where(Order.provider_payment_ref == outcome.payment_ref).with_for_update())
     return rows.first()
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from gateway.limits import BodySizeLimit, RateLimiter
+from gateway.limits import BodySizeLimit, RateLimiter, RateLimits
 from gateway.runtime import Runtime, running
 from gateway.view import GraphQLView
 from gateway.webhooks import stripe_webhook
@@ -59,7 +59,8 @@ async def sandbox_authenticate(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    view = GraphQLView(build_schema(settings))
+    rate_limits = RateLimits(settings.rate_limit)
+    view = GraphQLView(build_schema(settings), rate_limits=rate_limits)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
-            Middleware(RateLimiter, limit=settings.rate_limit),
+            Middleware(RateLimiter, limits=rate_limits),
         ],
         lifespan=lifespan,
     )

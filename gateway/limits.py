@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from settings import RateLimit
 
-__all__ = ["BodySizeLimit", "RateLimiter", "TokenBuckets"]
+__all__ = ["BodySizeLimit", "RateLimiter", "RateLimits", "TokenBuckets", "authorization_key"]
 
 
 async def _send_json(send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -106,29 +106,61 @@ class TokenBuckets:
         return (1 - bucket.tokens) / self.refill_per_s
 
 
+def authorization_key(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()
+
+
+class RateLimits:
+    """The per-instance state behind :class:`RateLimiter`: one bucket per
+    token that has signed in, one per address for everything else."""
+
+    def __init__(self, limit: RateLimit | None, *, max_known: int = 100_000) -> None:
+        self.buckets = TokenBuckets(limit) if limit else None
+        self.max_known = max_known
+        self._known: OrderedDict[str, None] = OrderedDict()
+
+    def signed_in(self, token_key: str) -> None:
+        """A token proved valid. Its first request was counted against the
+        address; count it against the token too, so the token's own budget
+        is exact from then on."""
+        if token_key in self._known:
+            self._known.move_to_end(token_key)
+            return
+        self._known[token_key] = None
+        if len(self._known) > self.max_known:
+            self._known.popitem(last=False)
+        if self.buckets is not None:
+            self.buckets.take("token:" + token_key)
+
+    def bucket_key(self, token_key: str | None, client: str) -> str:
+        if token_key is not None and token_key in self._known:
+            return "token:" + token_key
+        return "address:" + client
+
+
 class RateLimiter:
     """RATE_LIMITED (HTTP 429 with Retry-After) past the per-token rate.
 
-    Keyed by a hash of the Authorization header, so it costs no database
-    lookup and also slows down guessing; anonymous callers share the key of
-    their address. Each instance counts on its own.
+    A token that has signed in before gets its own bucket, found by a hash of
+    the header, so the check costs no database lookup. Anything else (no
+    token, a made-up one, a real one on its first request) counts against the
+    caller's address, so guessing tokens cannot buy fresh buckets. Each
+    instance counts on its own.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: RateLimit | None, paths: tuple[str, ...] = ("/graphql",)) -> None:
+    def __init__(self, app: ASGIApp, *, limits: RateLimits, paths: tuple[str, ...] = ("/graphql",)) -> None:
         self.app = app
-        self.buckets = TokenBuckets(limit) if limit else None
+        self.limits = limits
         self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.buckets is None or scope["type"] != "http" or scope["path"] not in self.paths:
+        buckets = self.limits.buckets
+        if buckets is None or scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         authorization = dict(scope["headers"]).get(b"authorization")
-        if authorization:
-            key = hashlib.sha256(authorization).hexdigest()
-        else:
-            key = "anon:" + str((scope.get("client") or ("?",))[0])
-        wait = self.buckets.take(key)
+        token_key = authorization_key(authorization) if authorization else None
+        wait = buckets.take(self.limits.bucket_key(token_key, str((scope.get("client") or ("?",))[0])))
         if wait > 0:
             error = {"message": "Rate limit exceeded; retry later.", "extensions": {"code": "RATE_LIMITED"}}
             await _send_json(send, 429, {"errors": [error]}, [(b"retry-after", str(math.ceil(wait)).encode())])

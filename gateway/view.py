@@ -16,6 +16,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from auth.principal import authenticate
+from gateway.limits import RateLimits, authorization_key
 from gateway.runtime import Runtime
 from schema.context import Context
 from schema.errors import classify_errors
@@ -29,7 +30,8 @@ def _runtime(request: Request | WebSocket) -> Runtime:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, schema: Any) -> None:
+    def __init__(self, schema: Any, *, rate_limits: RateLimits) -> None:
+        self.rate_limits = rate_limits
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -48,6 +50,12 @@ class GraphQLView(GraphQL[Context, None]):
             error = {"message": exc.reason, "extensions": {"code": "BAD_USER_INPUT"}}
             return JSONResponse({"data": None, "errors": [error]}, status_code=exc.status_code)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return parsed
+
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Errors raised before execution (syntax errors) bypass the schema
         # extensions; classify them here too.
@@ -59,7 +67,10 @@ class GraphQLView(GraphQL[Context, None]):
         runtime = _runtime(request)
         principal = None
         if isinstance(request, Request):
-            principal = await authenticate(runtime.db, request.headers.get("authorization"))
+            authorization = request.headers.get("authorization")
+            principal = await authenticate(runtime.db, authorization)
+            if principal is not None and authorization is not None:
+                self.rate_limits.signed_in(authorization_key(authorization.encode("latin-1")))
         return Context(
             services=runtime.services,
             hub=runtime.hub,

@@ -134,3 +134,8 @@ class PaymentProvider(Protocol):
     async def retrieve(self, *, payment_ref: str | None, order_id: str) -> PaymentOutcome | None:
         """The payment's current state, found by reference or by order id
         (None when the provider never saw a payment for the order)."""
+
+    async def cancel(self, *, payment_ref: str) -> PaymentOutcome:
+        """Cancel a payment still awaiting the customer (3-D Secure never
+        finished); returns its state afterwards, which may be a success that
+        won the race."""

@@ -25,6 +25,7 @@ from payments.provider import (
     AttachedCard,
     CardDeclined,
     ChargeRequest,
+    PaymentError,
     PaymentEventHandler,
     PaymentMethodTokenInvalid,
     PaymentOutcome,
@@ -42,6 +43,7 @@ _STATUS = {
     "requires_action": PaymentStatus.REQUIRES_ACTION,
     "succeeded": PaymentStatus.SUCCEEDED,
     "failed": PaymentStatus.FAILED,
+    "canceled": PaymentStatus.CANCELED,
 }
 
 
@@ -141,6 +143,16 @@ class SandboxPaymentProvider:
         if payment.status == "processing" and overdue:
             # The gateway stopped before confirming; the sandbox's "bank" settles now.
             payment = await self._settle(payment.id, "succeeded") or payment
+        return _outcome(payment)
+
+    async def cancel(self, *, payment_ref: str) -> PaymentOutcome:
+        async with self._db.write() as session:
+            payment = await session.get(SandboxPayment, payment_ref)
+            if payment is None:
+                raise PaymentError(f"No such payment: {payment_ref!r}")
+            if payment.status == "requires_action":
+                payment.status = "canceled"
+                session.add(payment)
         return _outcome(payment)
 
     async def authenticate(self, *, client_secret: str, success: bool) -> PaymentOutcome | None:

@@ -256,6 +256,22 @@ class StripePaymentProvider:
             raise _provider_error(error) from error
         return None if intent is None else outcome_from_payment_intent(intent)
 
+    async def cancel(self, *, payment_ref: str) -> PaymentOutcome:
+        try:
+            intent = await self._client.v1.payment_intents.cancel_async(payment_ref)
+        except stripe.InvalidRequestError:
+            # Not cancelable any more (it succeeded or failed meanwhile): report where it stands.
+            try:
+                current = await self._retrieve_intent(payment_ref)
+            except stripe.StripeError as error:
+                raise _provider_error(error) from error
+            if current is None:
+                raise PaymentError(f"No such PaymentIntent: {payment_ref}") from None
+            return outcome_from_payment_intent(current)
+        except stripe.StripeError as error:
+            raise _provider_error(error) from error
+        return outcome_from_payment_intent(intent)
+
     def _order_lock(self, order_id: str) -> asyncio.Lock:
         lock = self._order_locks.get(order_id)
         if lock is None:

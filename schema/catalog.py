@@ -10,7 +10,6 @@ from billing.periods import current_period
 from models import BillingInterval, PlanKind
 from models import Plan as PlanRow
 from models import Product as ProductRow
-from models.base import utcnow
 from schema.context import Info
 from schema.money import Money
 
@@ -80,6 +79,6 @@ class Product:
         return plan.storage_gb * self.row.total_licenses
 
     @strawberry.field
-    def current_period_end(self) -> datetime:
+    def current_period_end(self, info: Info) -> datetime:
         interval = BillingInterval(self.row.billing_interval)
-        return current_period(self.row.period_anchor, interval, utcnow()).end
+        return current_period(self.row.period_anchor, interval, info.context.services.clock()).end

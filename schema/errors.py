@@ -8,16 +8,19 @@ import logging
 from collections.abc import Iterator
 
 from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
 
-from billing.errors import GatewayError, UserErrors
+from billing.errors import BadUserInput, GatewayError, UserErrors
 
-__all__ = ["ErrorCodes", "classify_errors", "is_unexpected", "log_unexpected"]
+__all__ = ["ErrorCodes", "SubscriptionsOverWebSocketOnly", "classify_errors", "is_unexpected", "log_unexpected"]
 
 log = logging.getLogger("gateway.errors")
 
 _TOO_MANY_TOKENS = "tokens. Parsing aborted"
+_VALIDATION_ABORTED = "Validation aborted."
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -43,7 +46,9 @@ def _classify(error: GraphQLError) -> GraphQLError:
         message = "Internal error."
     elif "code" not in extensions:
         too_many_tokens = isinstance(error, GraphQLSyntaxError) and _TOO_MANY_TOKENS in error.message
-        extensions["code"] = "QUERY_TOO_COMPLEX" if too_many_tokens else "BAD_USER_INPUT"
+        # graphql-core stops validating after too many errors ("Validation aborted").
+        too_many_errors = error.message.endswith(_VALIDATION_ABORTED)
+        extensions["code"] = "QUERY_TOO_COMPLEX" if too_many_tokens or too_many_errors else "BAD_USER_INPUT"
     return GraphQLError(
         message, error.nodes, error.source, error.positions, error.path, original_error=None, extensions=extensions
     )
@@ -51,6 +56,18 @@ def _classify(error: GraphQLError) -> GraphQLError:
 
 def classify_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
     return [_classify(e) for e in errors]
+
+
+class SubscriptionsOverWebSocketOnly(SchemaExtension):
+    """Refuse a subscription sent over plain HTTP (it would run as a query
+    and answer null) with a clear BAD_USER_INPUT."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        over_websocket = isinstance(getattr(context, "request", None), WebSocket)
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION and not over_websocket:
+            raise BadUserInput("Subscriptions run over WebSocket (graphql-transport-ws) at /graphql.")
+        yield
 
 
 class ErrorCodes(SchemaExtension):

@@ -15,7 +15,7 @@ from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
-from schema.errors import ErrorCodes, log_unexpected
+from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, log_unexpected
 from schema.limits import complexity_rule
 from schema.orders import Order, OrderConnection, OrderSummary
 from schema.payloads import OrderPayload, PaymentMethodPayload
@@ -79,6 +79,6 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, Tokens, Limits, ParserCache, ValidationCache],
+        extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Tokens, Limits, ParserCache, ValidationCache],
         config=StrawberryConfig(disable_field_suggestions=False),
     )

@@ -89,11 +89,6 @@ async def test_malformed_envelopes_are_400_bad_user_input(gateway: GatewayServer
         assert_graphql_error(response, 400, "BAD_USER_INPUT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gateway/view.py GraphQLView.run only catches HTTPException; a JSON body that is not an object "
-    '(null, 5, true, "x") raises AttributeError in strawberry\'s parse_http_body -> HTTP 500 text/plain',
-)
 async def test_a_json_body_that_is_not_an_object_is_400_bad_user_input(
     gateway: GatewayServer, owner_token: str
 ) -> None:
@@ -399,11 +394,6 @@ async def test_hostile_values_never_leak_internals(gateway: GatewayServer, caplo
     assert await only_product(client, acme.id) == held
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a subscription operation sent over plain HTTP is executed as a query; the async generator "
-    "resolver yields null for a non-null field -> INTERNAL error (and an error-level log with a traceback)",
-)
 async def test_subscriptions_over_http_are_bad_user_input_not_internal(
     gateway: GatewayServer, owner_token: str
 ) -> None:
@@ -436,11 +426,6 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
             assert (await gateway.http.get("/readyz")).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gateway/limits.py RateLimiter keys buckets by the raw Authorization header, so every made-up "
-    "bearer token gets a fresh bucket: token guessing from one address is never rate limited",
-)
 async def test_made_up_tokens_cannot_dodge_the_rate_limit(tmp_path: Path) -> None:
     async with serve_gateway(sqlite_settings(tmp_path, rate_limit=RateLimit(3, 60.0))) as gateway:
         statuses = [

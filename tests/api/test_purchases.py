@@ -631,11 +631,6 @@ async def test_a_storage_order_still_being_paid_blocks_another(slow_gateway: Gat
     assert (storage["plan"]["id"], storage["totalLicenses"]) == ("plan_storage_250gb", 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/orders.py _storage_order_in_flight ignores REQUIRES_ACTION storage orders, so a second "
-    "storage order is accepted while a 3-D Secure one can still complete and overwrite it",
-)
 async def test_a_storage_order_awaiting_authentication_blocks_another(gateway: GatewayServer) -> None:
     tenant = await gateway.tenant()
     acme = tenant.customers[0]
@@ -652,12 +647,6 @@ async def test_a_storage_order_awaiting_authentication_blocks_another(gateway: G
     assert codes(second) == ["ORDER_IN_PROGRESS"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: billing/orders.py _storage_order_in_flight only looks at STORAGE_UPGRADE orders; a storage change "
-    "is accepted while a license purchase on the storage product is being paid, and whichever settles last wins: "
-    "2 licenses bought at the 250 GB price end up on 1 TB (or, the other way round, paid licenses vanish)",
-)
 async def test_a_license_purchase_on_storage_in_flight_blocks_a_storage_change(slow_gateway: GatewayServer) -> None:
     tenant = await slow_gateway.tenant()
     acme = tenant.customers[0]

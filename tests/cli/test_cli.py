@@ -238,11 +238,6 @@ async def test_administration_errors_are_clear_messages_without_tracebacks(tmp_p
         assert "Traceback" not in result.stderr, (label, result.stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli/main.py main() catches only SettingsError/GatewayError; create-user with an email that "
-    "already exists raises sqlalchemy IntegrityError (users.email is unique) and prints a traceback",
-)
 async def test_a_duplicate_email_is_a_clear_error(tmp_path: Path) -> None:
     database = tmp_path / "dup.sqlite3"
     seeded = (await cli(database, "seed-demo", "--json")).json()
