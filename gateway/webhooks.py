@@ -20,7 +20,7 @@ from billing.settlement import apply_payment_outcome
 from gateway.runtime import Runtime
 from models import ProcessedWebhookEvent
 from payments.provider import PaymentError
-from payments.stripe_provider import InvalidWebhook, StripePaymentProvider
+from payments.stripe_provider import InvalidWebhook, StripePaymentProvider, order_id_of
 
 __all__ = ["stripe_webhook"]
 
@@ -44,11 +44,18 @@ def _answer(status: int, message: str) -> Response:
 
 def _intent_reference(event: Any) -> tuple[str | None, str | None]:
     """(PaymentIntent id, gateway order id) named by the event, if any."""
-    intent = event.data.object
+    intent = getattr(getattr(event, "data", None), "object", None)
     intent_id = getattr(intent, "id", None)
-    metadata = getattr(intent, "metadata", None)
-    order_id = metadata.get("order_id") if metadata is not None and hasattr(metadata, "get") else None
-    return (intent_id if isinstance(intent_id, str) else None, order_id if isinstance(order_id, str) else None)
+    order_id = order_id_of(intent) if intent is not None else None
+    return (intent_id if isinstance(intent_id, str) else None, order_id)
+
+
+def _event_header(event: Any) -> tuple[str, str] | None:
+    """(id, type) of a verified event, or None if the body is not an event."""
+    event_id, event_type = getattr(event, "id", None), getattr(event, "type", None)
+    if isinstance(event_id, str) and isinstance(event_type, str):
+        return event_id, event_type
+    return None
 
 
 async def _already_processed(runtime: Runtime, event_id: str) -> bool:
@@ -73,17 +80,22 @@ async def stripe_webhook(request: Request) -> Response:
     payload = await request.body()
     try:
         event = provider.verify_webhook(payload, request.headers.get("stripe-signature"), secret)
-    except InvalidWebhook:
-        log.warning("stripe webhook refused: bad or stale signature")
-        return _answer(400, "invalid signature")
-    event_id, event_type = str(event.id), str(event.type)
+    except InvalidWebhook as error:
+        log.warning("stripe webhook refused: %s", error)
+        return _answer(400, str(error))
+    header = _event_header(event)
+    if header is None:
+        return _answer(400, "body is not a Stripe event")
+    event_id, event_type = header
     if await _already_processed(runtime, event_id):
         return _answer(200, "duplicate ignored")
     if event_type not in PAYMENT_INTENT_EVENTS:
         await _mark_processed(runtime, event_id)
         return _answer(200, "ignored")
     intent_id, order_id = _intent_reference(event)
-    if intent_id is None or order_id is None:
+    if intent_id is None:
+        return _answer(400, "payment_intent event without a PaymentIntent")
+    if order_id is None:
         log.info("stripe event %s (%s) names no gateway order", event_id, event_type)
         await _mark_processed(runtime, event_id)
         return _answer(200, "no gateway order")

@@ -43,6 +43,7 @@ __all__ = [
     "STRIPE_API_VERSION",
     "InvalidWebhook",
     "StripePaymentProvider",
+    "order_id_of",
     "outcome_from_payment_intent",
 ]
 
@@ -92,7 +93,7 @@ class _HTTPXClient(stripe.HTTPXClient):
 def outcome_from_payment_intent(intent: stripe.PaymentIntent) -> PaymentOutcome:
     """The gateway's view of a PaymentIntent (as returned by the API or
     re-read after a webhook)."""
-    order_id = _order_id_of(intent)
+    order_id = order_id_of(intent)
     status = intent.status
     error = getattr(intent, "last_payment_error", None)
     if status == "succeeded":
@@ -175,8 +176,11 @@ class StripePaymentProvider:
         """The event in a webhook delivery, once its ``Stripe-Signature`` is checked."""
         try:
             return self._client.construct_event(payload, signature_header, secret)
-        except (stripe.SignatureVerificationError, ValueError) as error:
-            raise InvalidWebhook(str(error)) from error
+        except stripe.SignatureVerificationError as error:
+            raise InvalidWebhook("invalid signature") from error
+        except (ValueError, TypeError, AttributeError, KeyError) as error:
+            # Signed by the secret's holder, but not a Stripe event.
+            raise InvalidWebhook("body is not a Stripe event") from error
 
     async def ensure_customer(self, *, customer_id: str, name: str, existing_ref: str | None) -> str:
         if existing_ref:
@@ -358,7 +362,7 @@ class StripePaymentProvider:
         matches = [
             intent
             for intent in intents
-            if _order_id_of(intent) == order_id and (customer_ref is None or _customer_ref_of(intent) == customer_ref)
+            if order_id_of(intent) == order_id and (customer_ref is None or _customer_ref_of(intent) == customer_ref)
         ]
         return _most_relevant(matches)
 
@@ -429,7 +433,8 @@ def _needs_authentication(error: object) -> bool:
     return _AUTHENTICATION_REQUIRED in codes
 
 
-def _order_id_of(intent: stripe.PaymentIntent) -> str | None:
+def order_id_of(intent: stripe.PaymentIntent) -> str | None:
+    """The gateway order a PaymentIntent was made for (its ``metadata.order_id``)."""
     metadata = getattr(intent, "metadata", None)
     if metadata is None or "order_id" not in metadata:
         return None

@@ -10,33 +10,53 @@ service container) instead of starting one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import hmac
 import importlib.util
+import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 __all__ = [
     "LOCALSTRIPE_API_KEY",
     "THREE_D_SECURE_CARD_NUMBER",
     "LocalStripe",
     "LocalStripeUnavailable",
+    "ProxiedRequest",
+    "StripeProxy",
     "authenticate_payment_intent",
     "create_card_payment_method",
+    "emulator_get",
+    "events_about",
     "free_port",
+    "list_all",
     "list_payment_intents",
+    "payment_intents_of_order",
     "register_webhook",
+    "sign_webhook_payload",
     "start_localstripe",
     "start_localstripe_or_skip",
+    "stripe_event_payload",
 ]
 
 LOCALSTRIPE_API_KEY = "sk_test_localstripe"
@@ -228,3 +248,138 @@ async def list_payment_intents(base: str) -> list[dict[str, Any]]:
             if not page["has_more"]:
                 return intents
             params["starting_after"] = page["data"][-1]["id"]
+
+
+# --- more helpers for the gateway's end-to-end Stripe tests ---------------------------
+
+
+async def emulator_get(base: str, path: str, params: dict[str, str | int] | None = None) -> dict[str, Any]:
+    """GET one object (or one list page) from the emulator."""
+    async with httpx.AsyncClient(base_url=base, headers=_auth(), timeout=5) as client:
+        response = await client.get(path, params=params)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+
+async def list_all(base: str, path: str, params: dict[str, str | int] | None = None) -> list[dict[str, Any]]:
+    """Every object of a list endpoint (``/v1/customers``, ``/v1/events``…), page by page."""
+    query: dict[str, str | int] = {"limit": 100, **(params or {})}
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await emulator_get(base, path, query)
+        found.extend(page["data"])
+        if not page["has_more"] or not page["data"]:
+            return found
+        query["starting_after"] = page["data"][-1]["id"]
+
+
+async def payment_intents_of_order(base: str, order_id: str) -> list[dict[str, Any]]:
+    """The PaymentIntents whose ``metadata.order_id`` names a gateway order."""
+    return [pi for pi in await list_payment_intents(base) if (pi.get("metadata") or {}).get("order_id") == order_id]
+
+
+async def events_about(base: str, object_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
+    """The events the emulator made about one object (a PaymentIntent…), of one
+    type if given. localstripe makes an event when it schedules its webhook
+    delivery (about a second before sending it), so this is exact right away."""
+    params: dict[str, str | int] = {"type": event_type} if event_type else {}
+    events = await list_all(base, "/v1/events", params)
+    return [event for event in events if event["data"]["object"].get("id") == object_id]
+
+
+def sign_webhook_payload(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """A ``Stripe-Signature`` header for ``payload``, made the way Stripe (and
+    localstripe) make it: ``t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>``."""
+    signed_at = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{signed_at}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={signed_at},v1={digest}"
+
+
+def stripe_event_payload(event_type: str, data_object: dict[str, Any], *, event_id: str | None = None) -> bytes:
+    """The JSON body of a Stripe event delivery about ``data_object``."""
+    event = {
+        "id": event_id or f"evt_test_{secrets.token_hex(8)}",
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": int(time.time()),
+        "type": event_type,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "data": {"object": data_object},
+    }
+    return json.dumps(event).encode()
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    """One API request that went through a :class:`StripeProxy`."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+
+
+ProxyHook = Callable[[ProxiedRequest, httpx.Response], Awaitable[None]]
+
+
+class StripeProxy:
+    """An HTTP proxy in front of the emulator, for a gateway's ``STRIPE_API_BASE``.
+
+    It records every request (headers and form body) and, after the emulator
+    has answered a request but before that answer goes back, awaits
+    ``after_upstream`` if set: the test can look at the database at the moment
+    Stripe has done its part, or kill the gateway right then.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.requests: list[ProxiedRequest] = []
+        self.after_upstream: ProxyHook | None = None
+        self.url = ""
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> StripeProxy:
+        self._client = httpx.AsyncClient(base_url=self.upstream, timeout=10)
+        app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET", "POST", "DELETE"])])
+        port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self._task = asyncio.create_task(self._server.serve())
+        for _ in range(500):
+            if self._server.started:
+                break
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        else:
+            raise RuntimeError("the Stripe proxy did not start")
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._task, 10)
+        if self._client is not None:
+            await self._client.aclose()
+
+    def posts_to(self, path: str) -> list[ProxiedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path == path]
+
+    async def _forward(self, request: Request) -> Response:
+        assert self._client is not None
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}}
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True)) if body else {}
+        proxied = ProxiedRequest(request.method, request.url.path, headers, form)
+        self.requests.append(proxied)
+        upstream = await self._client.request(
+            request.method, request.url.path, params=request.url.query, content=body, headers=headers
+        )
+        if self.after_upstream is not None:
+            await self.after_upstream(proxied, upstream)
+        passed = {k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "request-id"}}
+        return Response(upstream.content, status_code=upstream.status_code, headers=passed)
