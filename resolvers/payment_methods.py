@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import strawberry
 
 from billing import payment_methods as domain
 from billing.errors import UserErrors
+from models import PaymentMethod as PaymentMethodRow
 from resolvers.common import caller_and_customer
 from schema.billing import BillingDetails, PaymentMethod
 from schema.context import Info
@@ -25,45 +28,44 @@ async def billing_details(info: Info, acting_customer: strawberry.ID) -> Billing
     )
 
 
-def _failed(errors: UserErrors) -> PaymentMethodPayload:
-    return PaymentMethodPayload(payment_method=None, user_errors=[UserError.of(e) for e in errors.errors])
+async def _payload(change: Awaitable[PaymentMethodRow]) -> PaymentMethodPayload:
+    """The changed method, or the userErrors that explain why nothing changed."""
+    try:
+        method = await change
+    except UserErrors as errors:
+        return PaymentMethodPayload(payment_method=None, user_errors=[UserError.of(e) for e in errors.errors])
+    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])
 
 
 async def add_payment_method(
     info: Info, acting_customer: strawberry.ID, input: AddPaymentMethodInput
 ) -> PaymentMethodPayload:
-    try:
-        method = await domain.add_payment_method(
+    return await _payload(
+        domain.add_payment_method(
             info.context.services,
             info.context.caller(),
             acting_customer,
             token=input.payment_method_token,
             make_primary=bool(input.make_primary),
         )
-    except UserErrors as errors:
-        return _failed(errors)
-    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])
+    )
 
 
 async def set_primary_payment_method(
     info: Info, acting_customer: strawberry.ID, payment_method_id: strawberry.ID
 ) -> PaymentMethodPayload:
-    try:
-        method = await domain.set_primary_payment_method(
+    return await _payload(
+        domain.set_primary_payment_method(
             info.context.services, info.context.caller(), acting_customer, payment_method_id=payment_method_id
         )
-    except UserErrors as errors:
-        return _failed(errors)
-    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])
+    )
 
 
 async def remove_payment_method(
     info: Info, acting_customer: strawberry.ID, payment_method_id: strawberry.ID
 ) -> PaymentMethodPayload:
-    try:
-        method = await domain.remove_payment_method(
+    return await _payload(
+        domain.remove_payment_method(
             info.context.services, info.context.caller(), acting_customer, payment_method_id=payment_method_id
         )
-    except UserErrors as errors:
-        return _failed(errors)
-    return PaymentMethodPayload(payment_method=PaymentMethod.of(method), user_errors=[])
+    )
