@@ -34,4 +34,5 @@ async def lock_customer(session: AsyncSession, customer_id: str) -> None:
     write lock (BEGIN IMMEDIATE); PostgreSQL needs a row lock."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": customer_id})
+        connection = await session.connection()  # sqlmodel deprecates session.execute()
+        await connection.execute(text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": customer_id})

@@ -34,7 +34,8 @@ async def append_event(session: AsyncSession, order: Order, status: OrderStatus)
     insert makes seq allocation and commit happen in the same order.
     """
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_STREAM_LOCK})
+        connection = await session.connection()  # sqlmodel deprecates session.execute()
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_STREAM_LOCK})
     event = OrderEvent(order_id=order.id, customer_id=order.customer_id, partner_id=order.partner_id, status=status)
     session.add(event)
     await session.flush()

@@ -129,6 +129,17 @@ def cmd_init_db(args: argparse.Namespace, settings: Settings) -> None:
     asyncio.run(_with_db(settings, work))
 
 
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    """Upgrade the schema to the latest migration and fill in the catalogue (the Procfile's release step)."""
+    from gateway.bootstrap import current_revision
+
+    async def work(db: Database) -> None:
+        revision = await current_revision(db)
+        _print(args, {"revision": revision}, f"database at revision {revision} (head)")
+
+    asyncio.run(_with_db(settings, work))
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
@@ -186,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host")
         sub.add_argument("--port", type=int)
     command("init-db", cmd_init_db, "create or update the database schema and catalogue")
+    command("migrate", cmd_migrate, "migrate the database schema to the latest revision (release step)")
     command("seed-demo", cmd_seed_demo, "create a demo partner with customers, products and one token per role")
     command("create-partner", cmd_create_partner, "create a partner").add_argument("name")
     sub = command("create-customer", cmd_create_customer, "create a customer of a partner")

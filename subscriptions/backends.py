@@ -556,13 +556,14 @@ def make_broadcast_backend(url: str) -> BroadcastBackend:
 async def backend_healthy(backend: BroadcastBackend) -> bool:
     """For readiness: can ``backend`` carry rings between instances right now?
 
-    The in-process memory backend always can; ours are asked with ``ping``;
+    The in-process memory backend always can; ours must be listening (so
+    this instance hears rings) and answer ``ping`` (so it can ring others);
     any other backend cannot be checked and reports unhealthy.
     """
     if isinstance(backend, MemoryBackend):
         return True
     if isinstance(backend, _ResilientBackend):
-        return await backend.ping()
+        return backend.is_listening and await backend.ping()
     return False
 
 
