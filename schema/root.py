@@ -66,10 +66,12 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     limits = settings or Settings()
+    # One rule class for the schema's life: the validation cache keys on it.
+    rule = complexity_rule(max_depth=limits.max_query_depth, max_aliases=limits.max_aliases)
 
     class Limits(AddValidationRules):
         def __init__(self) -> None:
-            super().__init__([complexity_rule(max_depth=limits.max_query_depth, max_aliases=limits.max_aliases)])
+            super().__init__([rule])
 
     class Tokens(MaxTokensLimiter):
         def __init__(self) -> None:

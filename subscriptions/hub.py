@@ -25,16 +25,30 @@ from dataclasses import dataclass, field
 from broadcaster import Broadcast
 from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from models import OrderEvent
+from models import Order, OrderEvent
 from models.database import Database
 
-__all__ = ["CHANNEL", "EventFilter", "EventHub", "Subscriber"]
+__all__ = ["CHANNEL", "EventFilter", "EventHub", "OrderUpdate", "Subscriber"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "pbg.order-events"
 _FETCH_BATCH = 500
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """A stored event with its order as read alongside it, so fanning an
+    event out to many subscribers reads the order once, not once each."""
+
+    event: OrderEvent
+    order: Order
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq or 0
 
 
 @dataclass(frozen=True)
@@ -54,13 +68,13 @@ class EventFilter:
 @dataclass(eq=False)
 class Subscriber:
     filter: EventFilter
-    queue: asyncio.Queue[OrderEvent]
+    queue: asyncio.Queue[OrderUpdate]
     # Set when the queue overflowed: the subscriber re-reads from the database.
     behind: bool = False
     last_seq: int = 0
     _hub: EventHub | None = field(default=None, repr=False)
 
-    async def events(self, *, after: int) -> AsyncIterator[OrderEvent]:
+    async def updates(self, *, after: int) -> AsyncIterator[OrderUpdate]:
         """Every matching event with ``seq > after``, stored ones first, then live."""
         assert self._hub is not None
         self.last_seq, self.behind = after, True
@@ -69,15 +83,15 @@ class Subscriber:
                 self.behind = False
                 while not self.queue.empty():
                     self.queue.get_nowait()
-                async for event in self._hub.stored_events(self.filter, after=self.last_seq):
-                    self.last_seq = event.seq or self.last_seq
-                    yield event
+                async for update in self._hub.stored_updates(self.filter, after=self.last_seq):
+                    self.last_seq = update.seq
+                    yield update
                 continue
-            event = await self.queue.get()
-            if self.behind or (event.seq or 0) <= self.last_seq:
+            update = await self.queue.get()
+            if self.behind or update.seq <= self.last_seq:
                 continue
-            self.last_seq = event.seq or self.last_seq
-            yield event
+            self.last_seq = update.seq
+            yield update
 
 
 class EventHub:
@@ -145,25 +159,25 @@ class EventHub:
         async with self._db.read() as session:
             return (await session.exec(query)).one() or 0
 
-    async def latest_event(self, event_filter: EventFilter) -> OrderEvent | None:
+    async def latest_update(self, event_filter: EventFilter) -> OrderUpdate | None:
+        query = _with_orders().where(*_conditions(event_filter)).order_by(col(OrderEvent.seq).desc()).limit(1)
         async with self._db.read() as session:
-            rows = await session.exec(
-                select(OrderEvent).where(*_conditions(event_filter)).order_by(col(OrderEvent.seq).desc()).limit(1)
-            )
-            return rows.first()
+            row = (await session.exec(query)).first()
+        return OrderUpdate(*row) if row else None
 
-    async def stored_events(self, event_filter: EventFilter | None, *, after: int) -> AsyncIterator[OrderEvent]:
+    async def stored_updates(self, event_filter: EventFilter | None, *, after: int) -> AsyncIterator[OrderUpdate]:
         while True:
-            query = select(OrderEvent).where(col(OrderEvent.seq) > after)
+            query = _with_orders().where(col(OrderEvent.seq) > after)
             if event_filter is not None:
                 query = query.where(*_conditions(event_filter))
             async with self._db.read() as session:
-                batch = list((await session.exec(query.order_by(col(OrderEvent.seq)).limit(_FETCH_BATCH))).all())
-            for event in batch:
-                yield event
+                rows = (await session.exec(query.order_by(col(OrderEvent.seq)).limit(_FETCH_BATCH))).all()
+            batch = [OrderUpdate(event, order) for event, order in rows]
+            for update in batch:
+                yield update
             if len(batch) < _FETCH_BATCH:
                 return
-            after = batch[-1].seq or after
+            after = batch[-1].seq
 
     async def _listen(self) -> None:
         """Turn every ring (from any instance) into a wake-up."""
@@ -192,15 +206,19 @@ class EventHub:
                 await asyncio.sleep(self._poll_interval)
 
     async def _dispatch_new_events(self) -> None:
-        async for event in self.stored_events(None, after=self._last_seq):
-            self._last_seq = event.seq or self._last_seq
+        async for update in self.stored_updates(None, after=self._last_seq):
+            self._last_seq = update.seq
             for subscriber in list(self._subscribers):
-                if subscriber.behind or not subscriber.filter.matches(event):
+                if subscriber.behind or not subscriber.filter.matches(update.event):
                     continue
                 try:
-                    subscriber.queue.put_nowait(event)
+                    subscriber.queue.put_nowait(update)
                 except asyncio.QueueFull:
                     subscriber.behind = True
+
+
+def _with_orders() -> SelectOfScalar[tuple[OrderEvent, Order]]:
+    return select(OrderEvent, Order).join(Order, col(Order.id) == col(OrderEvent.order_id))  # type: ignore[return-value]
 
 
 def _conditions(event_filter: EventFilter) -> list[ColumnElement[bool]]:

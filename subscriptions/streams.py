@@ -8,22 +8,17 @@ import strawberry
 
 from billing.access import require_billing
 from billing.errors import NotFound
-from models import Order as OrderRow
-from models import OrderEvent, OrderStatus
+from models import OrderStatus
 from resolvers.common import caller_and_customer
 from schema.context import Info
 from schema.orders import OrderStatusEvent, decode_event_cursor
-from subscriptions.hub import EventFilter
+from subscriptions.hub import EventFilter, OrderUpdate
 
 __all__ = ["order_status_changed", "payment_confirmation"]
 
 
-async def _as_graphql(info: Info, event: OrderEvent) -> OrderStatusEvent:
-    # A short session per event: a WebSocket context must not hold one open.
-    async with info.context.services.db.read() as session:
-        order = await session.get(OrderRow, event.order_id)
-    assert order is not None
-    return OrderStatusEvent.of(event, order)
+def _as_graphql(update: OrderUpdate) -> OrderStatusEvent:
+    return OrderStatusEvent.of(update.event, update.order)
 
 
 # The resolvers check the caller before returning their stream, so a refusal
@@ -36,7 +31,7 @@ async def payment_confirmation(
     """The order's current status first, then each change; ends after a terminal status."""
     principal, customer = await caller_and_customer(info, acting_customer, billing=True)
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer.id, order_id=order_id)
-    latest = await info.context.hub.latest_event(event_filter) if len(order_id) <= 64 else None
+    latest = await info.context.hub.latest_update(event_filter) if len(order_id) <= 64 else None
     if latest is None:
         raise NotFound("No such order.")
     return _confirmation_stream(info, event_filter)
@@ -47,15 +42,14 @@ async def _confirmation_stream(info: Info, event_filter: EventFilter) -> AsyncGe
     # Register before reading the current status, so a change committed in
     # between is queued rather than lost.
     async with hub.subscribe(event_filter) as subscriber:
-        latest = await hub.latest_event(event_filter)
+        latest = await hub.latest_update(event_filter)
         assert latest is not None, "checked by payment_confirmation"
-        yield await _as_graphql(info, latest)
-        if OrderStatus(latest.status).is_terminal:
+        yield _as_graphql(latest)
+        if OrderStatus(latest.event.status).is_terminal:
             return
-        assert latest.seq is not None
-        async for event in subscriber.events(after=latest.seq):
-            yield await _as_graphql(info, event)
-            if OrderStatus(event.status).is_terminal:
+        async for update in subscriber.updates(after=latest.seq):
+            yield _as_graphql(update)
+            if OrderStatus(update.event.status).is_terminal:
                 return
 
 
@@ -84,5 +78,5 @@ async def _changes_stream(
         if start is None:
             # Live only: everything up to now is history.
             start = await hub.latest_seq()
-        async for event in subscriber.events(after=start):
-            yield await _as_graphql(info, event)
+        async for update in subscriber.updates(after=start):
+            yield _as_graphql(update)
