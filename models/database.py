@@ -7,6 +7,7 @@ failing with "database is locked" when another writer got there first.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +34,12 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0].lower() != "wal":
+            # WAL is a property of the file, set once. Switching needs a lock
+            # that a concurrent writer may hold; whoever gets it sets it for all.
+            with contextlib.suppress(Exception):
+                cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
