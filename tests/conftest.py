@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -8,8 +7,6 @@ import pytest
 
 from settings import Settings
 from tests.support.gateway import GatewayServer, serve_gateway
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def sqlite_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -17,25 +17,18 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 import pytest
-import redis
 
 from models.database import Database
 from settings import Settings
 from tests.support.processes import PrivateRedis
+from tests.support.services import require_redis, unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 _PROBE_TIMEOUT_S = 5.0
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: a missing service fails the test instead of skipping it)")
-    pytest.skip(reason)
 
 
 def _run(coro: Any, timeout: float = 30.0) -> Any:
@@ -105,14 +98,7 @@ def fresh_pg_url(postgres: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis unreachable at {REDIS_URL}: {exc!r}")
-    finally:
-        client.close()
-    return REDIS_URL
+    return require_redis()
 
 
 @pytest.fixture

@@ -21,11 +21,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import asyncpg
 import pytest
-import redis
 from broadcaster import Broadcast, BroadcastBackend, Event
 from broadcaster._backends.memory import MemoryBackend
 from broadcaster._base import Subscriber
@@ -41,8 +39,8 @@ from subscriptions.backends import (
     backend_healthy,
     make_broadcast_backend,
 )
+from tests.support.services import require_redis, unavailable
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WAIT = 5.0  # the longest any single step of these tests may take
 FAST = 1.0  # "fails quickly": a refused connection, not a timeout
@@ -52,22 +50,9 @@ POLL = 0.01  # interval for polling state that has no event to wait on
 # -- availability of the servers --------------------------------------------
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: a missing service fails the test instead of skipping it)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        _unavailable(f"Redis unreachable at {REDIS_URL}: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
+    return require_redis()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +66,7 @@ def postgres_url() -> str:
         try:
             pool.submit(asyncio.run, probe()).result(timeout=WAIT)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            _unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc!r}")
+            unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc!r}")
     return POSTGRES_URL
 
 
@@ -149,7 +134,7 @@ class PrivateRedis:
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     binary = shutil.which("redis-server")
     if binary is None:
-        _unavailable("redis-server is not on PATH: cannot run the Redis restart tests")
+        unavailable("redis-server is not on PATH: cannot run the Redis restart tests")
     server = PrivateRedis(binary, tmp_path)
     try:
         yield server
