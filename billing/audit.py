@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.principal import Principal
-from billing.errors import Forbidden
+from billing.access import require_billing
 from models import AuditEntry
 
 if TYPE_CHECKING:
@@ -57,4 +57,4 @@ async def require_billing_role(
             action=action,
             outcome="FORBIDDEN",
         )
-    raise Forbidden("Partner Administrators cannot see or change billing.")
+    require_billing(principal)

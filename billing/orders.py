@@ -29,14 +29,22 @@ from billing import audit
 from billing.access import acting_customer, lock_customer
 from billing.errors import BadUserInput, UserError, UserErrors
 from billing.events import append_event
-from billing.payment_methods import ensure_provider_customer
+from billing.payment_methods import ensure_provider_customer, find_active_payment_method
 from billing.quotes import Quote, license_purchase_quote, storage_product, storage_upgrade_quote
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from models import BillingInterval, Customer, Order, OrderKind, OrderLine, OrderStatus, PaymentMethod
 from payments.provider import ChargeRequest, PaymentError, PaymentOutcome, PaymentStatus, ProviderUnavailable
 
-__all__ = ["LicensePurchase", "OrderResult", "StorageUpgrade", "buy_licenses", "charge_order", "upgrade_storage"]
+__all__ = [
+    "LicensePurchase",
+    "OrderResult",
+    "StorageUpgrade",
+    "buy_licenses",
+    "charge_order",
+    "charge_request",
+    "upgrade_storage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +124,7 @@ async def quote_for(session: AsyncSession, customer: Customer, request: Request,
 
 async def _payment_method(session: AsyncSession, customer_id: str, chosen: str | None) -> PaymentMethod:
     if chosen is not None:
-        method = await session.get(PaymentMethod, chosen) if len(chosen) <= 64 else None
-        if method is None or method.customer_id != customer_id or method.removed_at is not None:
-            raise UserErrors(
-                UserError(
-                    "PAYMENT_METHOD_NOT_FOUND",
-                    "No such payment method for this customer.",
-                    ("input", "paymentMethodId"),
-                )
-            )
-        return method
+        return await find_active_payment_method(session, customer_id, chosen, field=("input", "paymentMethodId"))
     rows = await session.exec(
         select(PaymentMethod).where(
             PaymentMethod.customer_id == customer_id,
@@ -293,6 +292,19 @@ async def _place(services: BillingServices, principal: Principal, customer_id: s
     return OrderResult(order)
 
 
+def charge_request(order: Order, *, provider_customer_ref: str, method: PaymentMethod) -> ChargeRequest:
+    """The provider charge for ``order``: its stored total and idempotency key."""
+    return ChargeRequest(
+        order_id=order.id,
+        customer_id=order.customer_id,
+        amount_minor=order.total_minor,
+        currency=order.currency,
+        provider_customer_ref=provider_customer_ref,
+        payment_method_ref=method.provider_ref,
+        idempotency_key=order.provider_idempotency_key,
+    )
+
+
 async def charge_order(services: BillingServices, order: Order) -> Order:
     """Charge a PENDING order (again, safely) and apply the provider's answer."""
     async with services.db.read() as session:
@@ -302,15 +314,7 @@ async def charge_order(services: BillingServices, order: Order) -> Order:
     try:
         provider_customer = await ensure_provider_customer(services, customer)
         outcome = await services.provider.charge(
-            ChargeRequest(
-                order_id=order.id,
-                customer_id=order.customer_id,
-                amount_minor=order.total_minor,
-                currency=order.currency,
-                provider_customer_ref=provider_customer,
-                payment_method_ref=method.provider_ref,
-                idempotency_key=order.provider_idempotency_key,
-            )
+            charge_request(order, provider_customer_ref=provider_customer, method=method)
         )
     except ProviderUnavailable:
         # The charge may or may not exist; reconciliation asks the provider later.

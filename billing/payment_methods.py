@@ -25,6 +25,7 @@ __all__ = [
     "active_payment_methods",
     "add_payment_method",
     "ensure_provider_customer",
+    "find_active_payment_method",
     "remove_payment_method",
     "set_primary_payment_method",
 ]
@@ -45,12 +46,13 @@ async def active_payment_methods(session: AsyncSession, customer_id: str) -> lis
     return list(rows.all())
 
 
-async def _find_active(session: AsyncSession, customer_id: str, payment_method_id: str) -> PaymentMethod:
+async def find_active_payment_method(
+    session: AsyncSession, customer_id: str, payment_method_id: str, *, field: tuple[str, ...]
+) -> PaymentMethod:
+    """The customer's payment method, unless removed; PAYMENT_METHOD_NOT_FOUND otherwise."""
     method = await session.get(PaymentMethod, payment_method_id) if len(payment_method_id) <= 64 else None
     if method is None or method.customer_id != customer_id or method.removed_at is not None:
-        raise UserErrors(
-            UserError("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this customer.", ("paymentMethodId",))
-        )
+        raise UserErrors(UserError("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this customer.", field))
     return method
 
 
@@ -180,7 +182,9 @@ async def set_primary_payment_method(
     try:
         async with services.db.write() as session:
             customer = await acting_customer(session, principal, customer_id)
-            method = await _find_active(session, customer.id, payment_method_id)
+            method = await find_active_payment_method(
+                session, customer.id, payment_method_id, field=("paymentMethodId",)
+            )
             await _make_primary(session, customer.id, method)
             await audit.record(
                 session,
@@ -207,7 +211,9 @@ async def remove_payment_method(
     try:
         async with services.db.write() as session:
             customer = await acting_customer(session, principal, customer_id)
-            method = await _find_active(session, customer.id, payment_method_id)
+            method = await find_active_payment_method(
+                session, customer.id, payment_method_id, field=("paymentMethodId",)
+            )
             was_primary = method.is_primary
             method.removed_at = services.clock()
             method.is_primary = False

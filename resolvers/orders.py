@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
@@ -63,28 +64,26 @@ async def storage_upgrade_summary(
     return await _summary(info, acting_customer, _storage_request(input))
 
 
-def _payload(result: domain.OrderResult) -> OrderPayload:
+async def _payload(placing: Awaitable[domain.OrderResult]) -> OrderPayload:
+    """The order (with a declined payment's userErrors), or the userErrors that
+    explain why no order was placed."""
+    try:
+        result = await placing
+    except UserErrors as errors:
+        return OrderPayload(order=None, user_errors=[UserError.of(e) for e in errors.errors])
     return OrderPayload(order=Order(row=result.order), user_errors=[UserError.of(e) for e in result.user_errors])
 
 
 async def buy_licenses(info: Info, acting_customer: strawberry.ID, input: BuyLicensesInput) -> OrderPayload:
-    try:
-        result = await domain.buy_licenses(
-            info.context.services, info.context.caller(), acting_customer, _license_request(input)
-        )
-    except UserErrors as errors:
-        return OrderPayload(order=None, user_errors=[UserError.of(e) for e in errors.errors])
-    return _payload(result)
+    return await _payload(
+        domain.buy_licenses(info.context.services, info.context.caller(), acting_customer, _license_request(input))
+    )
 
 
 async def upgrade_storage(info: Info, acting_customer: strawberry.ID, input: UpgradeStorageInput) -> OrderPayload:
-    try:
-        result = await domain.upgrade_storage(
-            info.context.services, info.context.caller(), acting_customer, _storage_request(input)
-        )
-    except UserErrors as errors:
-        return OrderPayload(order=None, user_errors=[UserError.of(e) for e in errors.errors])
-    return _payload(result)
+    return await _payload(
+        domain.upgrade_storage(info.context.services, info.context.caller(), acting_customer, _storage_request(input))
+    )
 
 
 async def order(info: Info, acting_customer: strawberry.ID, id: strawberry.ID) -> Order | None:

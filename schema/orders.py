@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 import strawberry
 
@@ -29,12 +30,34 @@ __all__ = [
 ]
 
 
+class _PricedLine(Protocol):
+    """A quoted line (billing.quotes.QuoteLine) or a stored one (models.OrderLine)."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price_minor(self) -> int: ...
+    @property
+    def amount_minor(self) -> int: ...
+
+
 @strawberry.type
 class OrderLine:
     description: str
     quantity: int
     unit_price: Money
     amount: Money
+
+    @classmethod
+    def of(cls, line: _PricedLine, currency: str) -> OrderLine:
+        return cls(
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=Money.of(line.unit_price_minor, currency),
+            amount=Money.of(line.amount_minor, currency),
+        )
 
 
 @strawberry.type(description="What an order charges; `total` is exactly the amount charged.")
@@ -48,15 +71,7 @@ class OrderSummary:
     def of_quote(cls, quote: Quote) -> OrderSummary:
         currency = quote.currency
         return cls(
-            lines=[
-                OrderLine(
-                    description=line.description,
-                    quantity=line.quantity,
-                    unit_price=Money.of(line.unit_price_minor, currency),
-                    amount=Money.of(line.amount_minor, currency),
-                )
-                for line in quote.lines
-            ],
+            lines=[OrderLine.of(line, currency) for line in quote.lines],
             subtotal=Money.of(quote.subtotal_minor, currency),
             total=Money.of(quote.total_minor, currency),
             billing_interval=quote.billing_interval,
@@ -84,15 +99,7 @@ class Order:
         lines: list[OrderLineRow] = await info.context.loaders.lines_by_order_id.load(self.row.id)
         currency = self.row.currency
         return OrderSummary(
-            lines=[
-                OrderLine(
-                    description=line.description,
-                    quantity=line.quantity,
-                    unit_price=Money.of(line.unit_price_minor, currency),
-                    amount=Money.of(line.amount_minor, currency),
-                )
-                for line in lines
-            ],
+            lines=[OrderLine.of(line, currency) for line in lines],
             subtotal=Money.of(self.row.subtotal_minor, currency),
             total=Money.of(self.row.total_minor, currency),
             billing_interval=BillingInterval(self.row.billing_interval),

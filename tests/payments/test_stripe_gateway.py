@@ -41,7 +41,7 @@ from sqlmodel import col, func, select
 
 from auth.principal import authenticate
 from billing.onboarding import DemoTenant, seed_demo
-from billing.orders import LicensePurchase, _create_order, charge_order
+from billing.orders import LicensePurchase, _create_order, charge_order, charge_request
 from billing.reconcile import reconcile_orders
 from billing.settlement import apply_payment_outcome
 from gateway.bootstrap import prepare_database
@@ -189,15 +189,7 @@ async def order_left_by_a_crash(shop: Shop, quantity: int, *, charged: bool) -> 
         method = await session.get(PaymentMethod, order.payment_method_id)
     assert customer is not None and customer.provider_customer_ref and method is not None
     outcome = await services.provider.charge(
-        ChargeRequest(
-            order_id=order.id,
-            customer_id=order.customer_id,
-            amount_minor=order.total_minor,
-            currency=order.currency,
-            provider_customer_ref=customer.provider_customer_ref,
-            payment_method_ref=method.provider_ref,
-            idempotency_key=order.provider_idempotency_key,
-        )
+        charge_request(order, provider_customer_ref=customer.provider_customer_ref, method=method)
     )
     return order, outcome
 
