@@ -19,7 +19,9 @@ __all__ = ["ErrorCodes", "SubscriptionsOverWebSocketOnly", "classify_errors", "i
 
 log = logging.getLogger("gateway.errors")
 
-_TOO_MANY_TOKENS = "tokens. Parsing aborted"
+# graphql-core's parser refusals: more tokens than MAX_TOKENS, or nesting
+# deeper than its own recursion guard.
+_PARSER_LIMITS = ("tokens. Parsing aborted", "nested too deeply")
 _VALIDATION_ABORTED = "Validation aborted."
 
 
@@ -45,7 +47,7 @@ def _classify(error: GraphQLError) -> GraphQLError:
         extensions = {"code": "INTERNAL"}
         message = "Internal error."
     elif "code" not in extensions:
-        too_many_tokens = isinstance(error, GraphQLSyntaxError) and _TOO_MANY_TOKENS in error.message
+        too_many_tokens = isinstance(error, GraphQLSyntaxError) and any(m in error.message for m in _PARSER_LIMITS)
         # graphql-core stops validating after too many errors ("Validation aborted").
         too_many_errors = error.message.endswith(_VALIDATION_ABORTED)
         extensions["code"] = "QUERY_TOO_COMPLEX" if too_many_tokens or too_many_errors else "BAD_USER_INPUT"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
@@ -16,7 +16,7 @@ from schema import enums as _enums  # noqa: F401 - registers the enums
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
 from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, log_unexpected
-from schema.limits import complexity_rule
+from schema.limits import Limits, limits_extension
 from schema.orders import Order, OrderConnection, OrderSummary
 from schema.payloads import OrderPayload, PaymentMethodPayload
 from schema.tenancy import CustomerConnection, Viewer
@@ -66,12 +66,14 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     limits = settings or Settings()
-    # One rule class for the schema's life: the validation cache keys on it.
-    rule = complexity_rule(max_depth=limits.max_query_depth, max_aliases=limits.max_aliases)
-
-    class Limits(AddValidationRules):
-        def __init__(self) -> None:
-            super().__init__([rule])
+    query_limits = limits_extension(
+        Limits(
+            max_depth=limits.max_query_depth,
+            max_aliases=limits.max_aliases,
+            max_fields=limits.max_fields,
+            introspection=limits.introspection,
+        )
+    )
 
     class Tokens(MaxTokensLimiter):
         def __init__(self) -> None:
@@ -81,6 +83,6 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Tokens, Limits, ParserCache, ValidationCache],
+        extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Tokens, ParserCache, query_limits],
         config=StrawberryConfig(disable_field_suggestions=False),
     )

@@ -55,6 +55,8 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_query_depth: int = 12
     max_aliases: int = 50
+    max_fields: int = 1000
+    introspection: bool = True
     max_tokens: int = 2000
     max_page_size: int = 100
     reconcile_interval_s: float = 60.0
@@ -113,6 +115,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_query_depth=_int(env, "MAX_QUERY_DEPTH", defaults.max_query_depth),
         max_aliases=_int(env, "MAX_ALIASES", defaults.max_aliases),
         max_tokens=_int(env, "MAX_TOKENS", defaults.max_tokens),
+        max_fields=_int(env, "MAX_FIELDS", defaults.max_fields),
+        introspection=(env.get("INTROSPECTION") or "on").strip().lower() not in {"off", "false", "0"},
         reconcile_interval_s=float(_int(env, "RECONCILE_INTERVAL_S", 60)),
         log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
     )
