@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from gateway.cors import cors_middleware
+from gateway.graphiql import GraphiQLPage
 from gateway.limits import BodySizeLimit, RateLimiter, RateLimits
 from gateway.runtime import Runtime, running
 from gateway.view import GraphQLView
@@ -60,7 +62,10 @@ async def sandbox_authenticate(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     rate_limits = RateLimits(settings.rate_limit)
-    view = GraphQLView(build_schema(settings), rate_limits=rate_limits)
+    graphiql = GraphiQLPage(enabled=settings.graphiql)
+    view = GraphQLView(
+        build_schema(settings), rate_limits=rate_limits, graphiql=graphiql, allowed_origins=settings.allowed_origins
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,8 +81,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             Route("/sandbox/authenticate", sandbox_authenticate, methods=["POST"]),
+            *graphiql.routes(),
         ],
         middleware=[
+            cors_middleware(settings),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
             Middleware(RateLimiter, limits=rate_limits),
         ],

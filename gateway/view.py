@@ -16,6 +16,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from auth.principal import authenticate
+from gateway.graphiql import GraphiQLPage
 from gateway.limits import RateLimits, authorization_key
 from gateway.runtime import Runtime
 from schema.context import Context
@@ -30,8 +31,11 @@ def _runtime(request: Request | WebSocket) -> Runtime:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, schema: Any, *, rate_limits: RateLimits) -> None:
+    def __init__(
+        self, schema: Any, *, rate_limits: RateLimits, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()
+    ) -> None:
         self.rate_limits = rate_limits
+        self.graphiql = graphiql
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -39,7 +43,14 @@ class GraphQLView(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             keep_alive=True,
             keep_alive_interval=15,
+            # WebSocket handshakes from other origins' pages are refused (403)
+            # unless listed; same-origin pages (GraphiQL) and clients sending
+            # no Origin (scripts) are judged by their token alone.
+            allowed_origins=allowed_origins,
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return self.graphiql.render(request)
 
     async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
         # Malformed requests (bad JSON, batches, mutations over GET) get a

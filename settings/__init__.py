@@ -11,8 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["RateLimit", "Settings", "SettingsError", "load_settings"]
+__all__ = ["RateLimit", "Settings", "SettingsError", "load_settings", "parse_origins"]
 
 
 class SettingsError(ValueError):
@@ -63,6 +64,10 @@ class Settings:
     event_poll_interval_s: float = 2.0
     subscriber_queue_size: int = 1000
     log_level: str = "INFO"
+    # Browser origins (``scheme://host[:port]``) whose pages may call the API
+    # (CORS) and open its WebSocket; the gateway's own pages always may.
+    allowed_origins: tuple[str, ...] = ()
+    graphiql: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,6 +100,54 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"on", "true", "1", "yes"}:
+        return True
+    if raw in {"off", "false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be 'on' or 'off', got {raw!r}")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """``ALLOWED_ORIGINS``: comma-separated exact origins, normalised to the
+    form browsers send in ``Origin`` (lower case, no default port), because
+    CORS and the WebSocket check compare strings."""
+    origins: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            parts = urlsplit(item)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme.lower() not in _DEFAULT_PORTS
+            or not parts.hostname
+            or parts.path not in {"", "/"}
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise SettingsError(
+                f"ALLOWED_ORIGINS lists exact origins such as 'http://localhost:5173' "
+                f"(scheme, host, optional port; no path, no wildcard), got {item!r}"
+            )
+        scheme = parts.scheme.lower()
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        origin = f"{scheme}://{host}" if port in {None, _DEFAULT_PORTS[scheme]} else f"{scheme}://{host}:{port}"
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -119,6 +172,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         introspection=(env.get("INTROSPECTION") or "on").strip().lower() not in {"off", "false", "0"},
         reconcile_interval_s=float(_int(env, "RECONCILE_INTERVAL_S", 60)),
         log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        allowed_origins=parse_origins(env.get("ALLOWED_ORIGINS") or ""),
+        graphiql=_switch(env, "GRAPHIQL", defaults.graphiql),
     )
     settings.check()
     return settings

@@ -201,13 +201,6 @@ async def test_queries_work_over_get(gateway: GatewayServer, owner_token: str) -
     assert response.json()["data"]["viewer"]["id"].startswith("usr_")
 
 
-async def test_graphiql_is_served_to_browsers(gateway: GatewayServer) -> None:
-    response = await gateway.http.get("/graphql", headers={"Accept": "text/html"})
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
-    assert "graphiql" in response.text.lower()
-
-
 async def test_health_endpoints(gateway: GatewayServer) -> None:
     healthz = await gateway.http.get("/healthz")
     readyz = await gateway.http.get("/readyz")
