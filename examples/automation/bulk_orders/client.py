@@ -64,7 +64,7 @@ class GatewayClient:
             wait: float | None = None
             try:
                 response = await self._http.post(self.url, json={"query": query, "variables": variables})
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 # Including "server disconnected": the gateway may have acted.
                 problem = f"{type(exc).__name__}: {exc or 'no detail'}"
             else:

@@ -113,9 +113,9 @@ class ConfirmationWatcher:
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise _TryAgain(f"cannot open the WebSocket ({type(exc).__name__}: {exc})") from None
         try:
-            await conn.send(json.dumps(self._init))
+            await self._send(conn, self._init)
             while (message := await self._receive(conn))["type"] == "ping":
-                await conn.send(json.dumps({"type": "pong"}))
+                await self._send(conn, {"type": "pong"})
             if message["type"] != "connection_ack":
                 raise _TryAgain(f"expected connection_ack, got {message['type']!r}")
         except BaseException:
