@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam, select
 
 from auth.tokens import hash_token, looks_like_token
-from models import ApiToken, PartnerRole, User
-from models.database import Database
+from models import PartnerRole
+from models.database import Connection, Query
+from models.tables import api_tokens, partners, users
 
 __all__ = ["Principal", "authenticate", "parse_bearer"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     user_id: str
     email: str
     partner_id: str
+    partner_name: str
     role: PartnerRole
+    token_id: str = ""
 
 
 def parse_bearer(value: object) -> str | None:
@@ -32,19 +35,21 @@ def parse_bearer(value: object) -> str | None:
     return token if looks_like_token(token) else None
 
 
-async def authenticate(db: Database, authorization: object) -> Principal | None:
+# One statement: the token's user and the user's partner (the viewer needs its name).
+_BY_TOKEN_HASH = Query(
+    select(users.c.id, users.c.email, users.c.partner_id, partners.c.name, users.c.role, api_tokens.c.id)
+    .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id).join(partners))
+    .where(api_tokens.c.token_hash == bindparam("token_hash"), api_tokens.c.revoked_at.is_(None))
+)
+
+
+async def authenticate(conn: Connection, authorization: object) -> Principal | None:
     """The caller named by an ``Authorization`` value, or None."""
     token = parse_bearer(authorization)
     if token is None:
         return None
-    async with db.read() as session:
-        row = (
-            await session.exec(
-                select(User)
-                .join(ApiToken, col(ApiToken.user_id) == col(User.id))
-                .where(ApiToken.token_hash == hash_token(token), col(ApiToken.revoked_at).is_(None))
-            )
-        ).first()
+    row = await conn.first(_BY_TOKEN_HASH, token_hash=hash_token(token))
     if row is None:
         return None
-    return Principal(user_id=row.id, email=row.email, partner_id=row.partner_id, role=PartnerRole(row.role))
+    user_id, email, partner_id, partner_name, role, token_id = row
+    return Principal(user_id, email, partner_id, partner_name, PartnerRole(role), token_id)

@@ -1,13 +1,132 @@
-"""The plan catalogue every partner buys from."""
+"""The plan catalogue every partner buys from, and the plans customers hold
+(products)."""
 
 from __future__ import annotations
 
-from sqlmodel import col, select
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Plan, PlanKind
+from models import BillingInterval, Plan, PlanKind
+from models.database import Connection, Query, Row, any_of
+from models.tables import plans, products
 
-__all__ = ["DEFAULT_PLANS", "ensure_catalog", "list_plans"]
+__all__ = [
+    "DEFAULT_PLANS",
+    "PlanView",
+    "ProductView",
+    "active_plans",
+    "ensure_catalog",
+    "plans_by_id",
+    "product_of",
+    "products_of",
+    "storage_product_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    id: str
+    name: str
+    kind: PlanKind
+    # Cloud storage per license; None for backup plans.
+    storage_gb: int | None
+    monthly_price_minor: int
+    yearly_price_minor: int
+    currency: str
+    active: bool
+
+    def price_minor(self, interval: BillingInterval) -> int:
+        return self.monthly_price_minor if interval is BillingInterval.MONTHLY else self.yearly_price_minor
+
+
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    """A plan a customer holds, with the plan (a product is priced by it)."""
+
+    id: str
+    customer_id: str
+    billing_interval: BillingInterval
+    total_licenses: int
+    assigned_licenses: int
+    period_anchor: datetime
+    plan: PlanView
+
+    @property
+    def available_licenses(self) -> int:
+        return self.total_licenses - self.assigned_licenses
+
+
+_PLAN = (
+    plans.c.id,
+    plans.c.name,
+    plans.c.kind,
+    plans.c.storage_gb,
+    plans.c.monthly_price_minor,
+    plans.c.yearly_price_minor,
+    plans.c.currency,
+    plans.c.active,
+)
+_PRODUCT = (
+    products.c.id,
+    products.c.customer_id,
+    products.c.billing_interval,
+    products.c.total_licenses,
+    products.c.assigned_licenses,
+    products.c.period_anchor,
+)
+_ACTIVE_PLANS = Query(select(*_PLAN).where(plans.c.active.is_(True)).order_by(plans.c.sort_order, plans.c.id))
+_PLANS_BY_ID = Query(select(*_PLAN).where(any_of(plans.c.id, "ids")))
+_WITH_PLAN = select(*_PRODUCT, *_PLAN).select_from(products.join(plans))
+_PRODUCTS_OF = Query(
+    _WITH_PLAN.where(products.c.customer_id == bindparam("customer_id")).order_by(products.c.created_at, products.c.id)
+)
+_PRODUCT_OF = Query(
+    _WITH_PLAN.where(products.c.id == bindparam("id"), products.c.customer_id == bindparam("customer_id"))
+)
+_STORAGE_PRODUCT_OF = Query(
+    _WITH_PLAN.where(
+        products.c.customer_id == bindparam("customer_id"), products.c.plan_kind == PlanKind.CLOUD_STORAGE.value
+    )
+)
+
+
+def _plan(row: Row) -> PlanView:
+    id_, name, kind, storage_gb, monthly, yearly, currency, active = row
+    return PlanView(id_, name, PlanKind(kind), storage_gb, monthly, yearly, currency, bool(active))
+
+
+def _product(row: Row) -> ProductView:
+    id_, customer_id, interval, total, assigned, anchor = row[:6]
+    return ProductView(id_, customer_id, BillingInterval(interval), total, assigned, anchor, _plan(row[6:]))
+
+
+async def active_plans(conn: Connection) -> list[PlanView]:
+    return [_plan(row) for row in await conn.all(_ACTIVE_PLANS)]
+
+
+async def plans_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, PlanView]:
+    return {row[0]: _plan(row) for row in await conn.all(_PLANS_BY_ID, ids=list(ids))}
+
+
+async def products_of(conn: Connection, customer_id: str) -> list[ProductView]:
+    return [_product(row) for row in await conn.all(_PRODUCTS_OF, customer_id=customer_id)]
+
+
+async def product_of(conn: Connection, customer_id: str, product_id: str) -> ProductView | None:
+    row = await conn.first(_PRODUCT_OF, customer_id=customer_id, id=product_id)
+    return _product(row) if row else None
+
+
+async def storage_product_of(conn: Connection, customer_id: str) -> ProductView | None:
+    """The customer's cloud-storage product; a customer holds at most one."""
+    row = await conn.first(_STORAGE_PRODUCT_OF, customer_id=customer_id)
+    return _product(row) if row else None
+
 
 DEFAULT_PLANS: tuple[Plan, ...] = (
     Plan(
@@ -65,13 +184,11 @@ DEFAULT_PLANS: tuple[Plan, ...] = (
 
 
 async def ensure_catalog(session: AsyncSession) -> None:
-    """Insert the default plans that are missing; existing rows are left as they are."""
-    existing = set((await session.exec(select(Plan.id))).all())
+    """Insert the default plans that are missing; existing rows are left as
+    they are. (Run under the schema lock at startup, through the ORM.)"""
+    from sqlmodel import select as orm_select
+
+    existing = set((await session.exec(orm_select(col(Plan.id)))).all())
     for plan in DEFAULT_PLANS:
         if plan.id not in existing:
             session.add(Plan.model_validate(plan.model_dump()))
-
-
-async def list_plans(session: AsyncSession) -> list[Plan]:
-    rows = await session.exec(select(Plan).where(col(Plan.active)).order_by(col(Plan.sort_order), col(Plan.id)))
-    return list(rows.all())

@@ -99,7 +99,7 @@ async def seed_demo(db: Database) -> DemoTenant:
     """A new demo partner: two customers with a product each, one user per role."""
     suffix = secrets.token_hex(3)
     now = utcnow()
-    async with db.write() as session:
+    async with db.orm(write=True) as session:
         partner = await create_partner(session, name=f"Demo MSP {suffix}")
         acme = await create_customer(session, partner_id=partner.id, name="Acme Dental")
         globex = await create_customer(session, partner_id=partner.id, name="Globex Logistics")

@@ -1,31 +1,41 @@
 """Add, choose and remove a customer's payment methods.
 
 Provider calls happen outside database transactions: a slow card network must
-never hold the database's write lock.
+never hold the database's write lock. Changing which card is primary locks
+the customer first, so two concurrent changes apply one after the other and
+the customer never ends up with two primary cards.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import bindparam, select, update
 
 from auth.principal import Principal
 from billing import audit
-from billing.access import acting_customer
+from billing.access import acting_customer, lock_acting_customer, plausible_id
+from billing.customers import CustomerView
 from billing.errors import UserError, UserErrors
 from billing.services import BillingServices
-from models import Customer, PaymentMethod
-from payments.provider import CardDeclined, PaymentMethodTokenInvalid, ProviderUnavailable
+from models import new_id
+from models.base import utcnow
+from models.database import Connection, Query, Row, any_of, insert_into
+from models.tables import customers, payment_methods
+from payments.provider import AttachedCard, CardDeclined, PaymentMethodTokenInvalid, ProviderUnavailable
 
 __all__ = [
+    "PaymentMethodView",
     "active_payment_methods",
     "add_payment_method",
     "ensure_provider_customer",
     "find_active_payment_method",
+    "payment_methods_by_id",
+    "primary_payment_method",
     "remove_payment_method",
     "set_primary_payment_method",
 ]
@@ -37,63 +47,110 @@ _LOOKS_LIKE_CARD_NUMBER = re.compile(r"[\d\s-]{12,}")
 _TOKEN_FIELD = ("input", "paymentMethodToken")
 
 
-async def active_payment_methods(session: AsyncSession, customer_id: str) -> list[PaymentMethod]:
-    rows = await session.exec(
-        select(PaymentMethod)
-        .where(PaymentMethod.customer_id == customer_id, col(PaymentMethod.removed_at).is_(None))
-        .order_by(col(PaymentMethod.created_at), col(PaymentMethod.id))
-    )
-    return list(rows.all())
+@dataclass(frozen=True, slots=True)
+class PaymentMethodView:
+    id: str
+    customer_id: str
+    provider_ref: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    is_primary: bool
+    # Removed methods are kept so past orders still name the card they used.
+    removed_at: datetime | None
+
+
+_COLUMNS = (
+    payment_methods.c.id,
+    payment_methods.c.customer_id,
+    payment_methods.c.provider_ref,
+    payment_methods.c.brand,
+    payment_methods.c.last4,
+    payment_methods.c.exp_month,
+    payment_methods.c.exp_year,
+    payment_methods.c.is_primary,
+    payment_methods.c.removed_at,
+)
+_ACTIVE = (payment_methods.c.customer_id == bindparam("customer_id")) & payment_methods.c.removed_at.is_(None)
+_ACTIVE_OF = Query(select(*_COLUMNS).where(_ACTIVE).order_by(payment_methods.c.created_at, payment_methods.c.id))
+_BY_IDS = Query(select(*_COLUMNS).where(any_of(payment_methods.c.id, "ids")))
+_ACTIVE_BY_ID = Query(select(*_COLUMNS).where(_ACTIVE, payment_methods.c.id == bindparam("id")))
+_PRIMARY_OF = Query(select(*_COLUMNS).where(_ACTIVE, payment_methods.c.is_primary.is_(True)))
+_INSERT = Query(insert_into(payment_methods))
+_UNSET_PRIMARY = Query(
+    update(payment_methods)
+    .where(payment_methods.c.customer_id == bindparam("customer_id"), payment_methods.c.is_primary.is_(True))
+    .values(is_primary=False)
+)
+_SET_PRIMARY = Query(
+    update(payment_methods)
+    .where(payment_methods.c.id == bindparam("id"), payment_methods.c.removed_at.is_(None))
+    .values(is_primary=True)
+    .returning(*_COLUMNS)
+)
+_REMOVE = Query(
+    update(payment_methods)
+    .where(payment_methods.c.id == bindparam("id"))
+    .values(removed_at=bindparam("now"), is_primary=False)
+)
+_STORE_PROVIDER_CUSTOMER = Query(
+    update(customers)
+    .where(customers.c.id == bindparam("id"), customers.c.provider_customer_ref.is_(None))
+    .values(provider_customer_ref=bindparam("ref"))
+    .returning(customers.c.provider_customer_ref)
+)
+_PROVIDER_CUSTOMER = Query(select(customers.c.provider_customer_ref).where(customers.c.id == bindparam("id")))
+
+
+def _view(row: Row) -> PaymentMethodView:
+    return PaymentMethodView(*row)
+
+
+# -- reads --------------------------------------------------------------------
+
+
+async def active_payment_methods(conn: Connection, customer_id: str) -> list[PaymentMethodView]:
+    return [_view(row) for row in await conn.all(_ACTIVE_OF, customer_id=customer_id)]
+
+
+async def payment_methods_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, PaymentMethodView]:
+    return {row[0]: _view(row) for row in await conn.all(_BY_IDS, ids=list(ids))}
+
+
+async def primary_payment_method(conn: Connection, customer_id: str) -> PaymentMethodView | None:
+    row = await conn.first(_PRIMARY_OF, customer_id=customer_id)
+    return _view(row) if row else None
 
 
 async def find_active_payment_method(
-    session: AsyncSession, customer_id: str, payment_method_id: str, *, field: tuple[str, ...]
-) -> PaymentMethod:
+    conn: Connection, customer_id: str, payment_method_id: str, *, field: tuple[str, ...]
+) -> PaymentMethodView:
     """The customer's payment method, unless removed; PAYMENT_METHOD_NOT_FOUND otherwise."""
-    method = await session.get(PaymentMethod, payment_method_id) if len(payment_method_id) <= 64 else None
-    if method is None or method.customer_id != customer_id or method.removed_at is not None:
-        raise UserErrors(UserError("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this customer.", field))
-    return method
-
-
-async def _make_primary(session: AsyncSession, customer_id: str, method: PaymentMethod) -> None:
-    await session.exec(
-        update(PaymentMethod)
-        .where(col(PaymentMethod.customer_id) == customer_id, col(PaymentMethod.id) != method.id)
-        .values(is_primary=False)
+    row = (
+        await conn.first(_ACTIVE_BY_ID, customer_id=customer_id, id=payment_method_id)
+        if plausible_id(payment_method_id)
+        else None
     )
-    method.is_primary = True
-    session.add(method)
+    if row is None:
+        raise UserErrors(UserError("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this customer.", field))
+    return _view(row)
 
 
-async def ensure_provider_customer(services: BillingServices, customer: Customer) -> str:
+# -- changes ------------------------------------------------------------------
+
+
+async def ensure_provider_customer(services: BillingServices, conn: Connection, customer: CustomerView) -> str:
     """The provider's customer for ``customer``, created on first need."""
     if customer.provider_customer_ref:
         return customer.provider_customer_ref
     ref = await services.provider.ensure_customer(customer_id=customer.id, name=customer.name, existing_ref=None)
-    async with services.db.write() as session:
-        stored = await session.get(Customer, customer.id)
-        assert stored is not None
-        if stored.provider_customer_ref:  # a concurrent request stored one first; use it
-            return stored.provider_customer_ref
-        stored.provider_customer_ref = ref
-        session.add(stored)
-    return ref
-
-
-async def _reject(
-    services: BillingServices, principal: Principal, customer_id: str, action: str, errors: UserErrors
-) -> UserErrors:
-    async with services.db.write() as session:
-        await audit.record(
-            session,
-            partner_id=principal.partner_id,
-            principal=principal,
-            customer_id=customer_id,
-            action=action,
-            outcome=errors.errors[0].code,
-        )
-    return errors
+    stored = await conn.write(_STORE_PROVIDER_CUSTOMER, id=customer.id, ref=ref)
+    if stored:
+        return ref
+    # A concurrent request stored one first; use it.
+    existing: str = await conn.scalar(_PROVIDER_CUSTOMER, id=customer.id)
+    return existing
 
 
 def _check_token(token: str) -> None:
@@ -109,62 +166,94 @@ def _check_token(token: str) -> None:
         raise UserErrors(UserError("INVALID_PAYMENT_METHOD_TOKEN", "Malformed payment method token.", _TOKEN_FIELD))
 
 
-async def add_payment_method(
-    services: BillingServices, principal: Principal, customer_id: str, *, token: str, make_primary: bool
-) -> PaymentMethod:
-    await audit.require_billing_role(services, principal, customer_id=customer_id, action="payment_method.add")
-    async with services.db.read() as session:
-        customer = await acting_customer(session, principal, customer_id)
+async def _attach(services: BillingServices, conn: Connection, customer: CustomerView, token: str) -> AttachedCard:
+    """The card the provider attached for ``token``; UserErrors when it would not."""
     try:
         _check_token(token)
-        provider_customer = await ensure_provider_customer(services, customer)
-        card = await services.provider.attach_payment_method(provider_customer_ref=provider_customer, token=token)
-    except UserErrors as errors:
-        raise await _reject(services, principal, customer.id, "payment_method.add", errors) from None
+        provider_customer = await ensure_provider_customer(services, conn, customer)
+        return await services.provider.attach_payment_method(provider_customer_ref=provider_customer, token=token)
     except CardDeclined as exc:
-        declined = UserErrors(UserError("CARD_DECLINED", f"The card was declined: {exc}", _TOKEN_FIELD))
-        raise await _reject(services, principal, customer.id, "payment_method.add", declined) from None
+        raise UserErrors(UserError("CARD_DECLINED", f"The card was declined: {exc}", _TOKEN_FIELD)) from None
     except PaymentMethodTokenInvalid:
-        unknown = UserErrors(UserError("INVALID_PAYMENT_METHOD_TOKEN", "Unknown payment method token.", _TOKEN_FIELD))
-        raise await _reject(services, principal, customer.id, "payment_method.add", unknown) from None
+        raise UserErrors(
+            UserError("INVALID_PAYMENT_METHOD_TOKEN", "Unknown payment method token.", _TOKEN_FIELD)
+        ) from None
     except ProviderUnavailable:
         log.warning("payment provider unavailable while adding a payment method for %s", customer.id)
-        unavailable = UserErrors(
+        raise UserErrors(
             UserError("PAYMENT_PROVIDER_UNAVAILABLE", "The payment provider is unavailable; try again shortly.")
-        )
-        raise await _reject(services, principal, customer.id, "payment_method.add", unavailable) from None
+        ) from None
 
-    async with services.db.write() as session:
-        first = not await active_payment_methods(session, customer.id)
-        method = PaymentMethod(
-            customer_id=customer.id,
-            provider_ref=card.provider_ref,
-            brand=card.brand,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
+
+async def add_payment_method(
+    services: BillingServices,
+    conn: Connection,
+    principal: Principal,
+    customer_id: str,
+    *,
+    token: str,
+    make_primary: bool,
+) -> PaymentMethodView:
+    action = "payment_method.add"
+    await audit.require_billing_role(services, conn, principal, customer_id=customer_id, action=action)
+    customer = await acting_customer(conn, principal, customer_id)
+    try:
+        card = await _attach(services, conn, customer, token)
+    except UserErrors as errors:
+        raise await audit.record_refusal(
+            conn, principal, customer_id=customer.id, action=action, errors=errors
+        ) from None
+
+    async with conn.transaction() as tx:
+        await lock_acting_customer(tx, principal, customer.id)
+        primary = make_primary or not await tx.all(_ACTIVE_OF, customer_id=customer.id)
+        if primary:
+            await tx.execute(_UNSET_PRIMARY, customer_id=customer.id)
+        method = PaymentMethodView(
+            new_id("pm"),
+            customer.id,
+            card.provider_ref,
+            card.brand,
+            card.last4,
+            card.exp_month,
+            card.exp_year,
+            primary,
+            None,
         )
-        session.add(method)
-        if make_primary or first:
-            await _make_primary(session, customer.id, method)
+        await tx.execute(
+            _INSERT,
+            id=method.id,
+            customer_id=method.customer_id,
+            provider_ref=method.provider_ref,
+            brand=method.brand,
+            last4=method.last4,
+            exp_month=method.exp_month,
+            exp_year=method.exp_year,
+            is_primary=primary,
+            created_at=utcnow(),
+            removed_at=None,
+        )
         await audit.record(
-            session,
+            tx,
             partner_id=principal.partner_id,
             principal=principal,
             customer_id=customer.id,
-            action="payment_method.add",
+            action=action,
             target_id=method.id,
             outcome="OK",
-            detail={"brand": card.brand, "last4": card.last4, "primary": method.is_primary},
+            detail={"brand": card.brand, "last4": card.last4, "primary": primary},
         )
-    if method.is_primary:
-        await _sync_default(services, provider_customer, method)
+    if primary:
+        await _sync_default(services, conn, customer, method)
     return method
 
 
-async def _sync_default(services: BillingServices, provider_customer: str | None, method: PaymentMethod) -> None:
+async def _sync_default(
+    services: BillingServices, conn: Connection, customer: CustomerView, method: PaymentMethodView
+) -> None:
     """Tell the provider about the new default. The gateway's own record is
     what charges use, so a failure here is logged rather than surfaced."""
+    provider_customer = customer.provider_customer_ref or await conn.scalar(_PROVIDER_CUSTOMER, id=customer.id)
     if not provider_customer:
         return
     try:
@@ -176,67 +265,69 @@ async def _sync_default(services: BillingServices, provider_customer: str | None
 
 
 async def set_primary_payment_method(
-    services: BillingServices, principal: Principal, customer_id: str, *, payment_method_id: str
-) -> PaymentMethod:
-    await audit.require_billing_role(services, principal, customer_id=customer_id, action="payment_method.set_primary")
+    services: BillingServices, conn: Connection, principal: Principal, customer_id: str, *, payment_method_id: str
+) -> PaymentMethodView:
+    action = "payment_method.set_primary"
+    await audit.require_billing_role(services, conn, principal, customer_id=customer_id, action=action)
+    customer = await acting_customer(conn, principal, customer_id)
     try:
-        async with services.db.write() as session:
-            customer = await acting_customer(session, principal, customer_id)
-            method = await find_active_payment_method(
-                session, customer.id, payment_method_id, field=("paymentMethodId",)
-            )
-            await _make_primary(session, customer.id, method)
+        async with conn.transaction() as tx:
+            await lock_acting_customer(tx, principal, customer.id)
+            await find_active_payment_method(tx, customer.id, payment_method_id, field=("paymentMethodId",))
+            await tx.execute(_UNSET_PRIMARY, customer_id=customer.id)
+            method = _view((await tx.all(_SET_PRIMARY, id=payment_method_id))[0])
             await audit.record(
-                session,
+                tx,
                 partner_id=principal.partner_id,
                 principal=principal,
                 customer_id=customer.id,
-                action="payment_method.set_primary",
+                action=action,
                 target_id=method.id,
                 outcome="OK",
             )
     except UserErrors as errors:
-        raise await _reject(services, principal, customer_id, "payment_method.set_primary", errors) from None
-    await _sync_default(services, customer.provider_customer_ref, method)
+        raise await audit.record_refusal(
+            conn, principal, customer_id=customer.id, action=action, errors=errors
+        ) from None
+    await _sync_default(services, conn, customer, method)
     return method
 
 
 async def remove_payment_method(
-    services: BillingServices, principal: Principal, customer_id: str, *, payment_method_id: str
-) -> PaymentMethod:
+    services: BillingServices, conn: Connection, principal: Principal, customer_id: str, *, payment_method_id: str
+) -> PaymentMethodView:
     """Remove a method; if it was the primary one, the newest remaining one
     becomes primary so purchases keep a default."""
-    await audit.require_billing_role(services, principal, customer_id=customer_id, action="payment_method.remove")
-    promoted: PaymentMethod | None = None
+    action = "payment_method.remove"
+    await audit.require_billing_role(services, conn, principal, customer_id=customer_id, action=action)
+    customer = await acting_customer(conn, principal, customer_id)
+    now = services.clock()
+    promoted: PaymentMethodView | None = None
     try:
-        async with services.db.write() as session:
-            customer = await acting_customer(session, principal, customer_id)
-            method = await find_active_payment_method(
-                session, customer.id, payment_method_id, field=("paymentMethodId",)
-            )
-            was_primary = method.is_primary
-            method.removed_at = services.clock()
-            method.is_primary = False
-            session.add(method)
-            remaining = [m for m in await active_payment_methods(session, customer.id) if m.id != method.id]
-            if was_primary and remaining:
-                promoted = remaining[-1]
-                await _make_primary(session, customer.id, promoted)
+        async with conn.transaction() as tx:
+            await lock_acting_customer(tx, principal, customer.id)
+            method = await find_active_payment_method(tx, customer.id, payment_method_id, field=("paymentMethodId",))
+            await tx.execute(_REMOVE, id=method.id, now=now)
+            remaining = [_view(row) for row in await tx.all(_ACTIVE_OF, customer_id=customer.id)]
+            if method.is_primary and remaining:
+                promoted = _view((await tx.all(_SET_PRIMARY, id=remaining[-1].id))[0])
             await audit.record(
-                session,
+                tx,
                 partner_id=principal.partner_id,
                 principal=principal,
                 customer_id=customer.id,
-                action="payment_method.remove",
+                action=action,
                 target_id=method.id,
                 outcome="OK",
             )
     except UserErrors as errors:
-        raise await _reject(services, principal, customer_id, "payment_method.remove", errors) from None
+        raise await audit.record_refusal(
+            conn, principal, customer_id=customer.id, action=action, errors=errors
+        ) from None
     try:
         await services.provider.detach_payment_method(payment_method_ref=method.provider_ref)
     except ProviderUnavailable:
         log.warning("could not detach payment method %s at the provider", method.id)
     if promoted is not None:
-        await _sync_default(services, customer.provider_customer_ref, promoted)
-    return method
+        await _sync_default(services, conn, customer, promoted)
+    return replace(method, is_primary=False, removed_at=now)

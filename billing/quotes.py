@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
+from billing.access import plausible_id
+from billing.catalog import PlanView, ProductView, plans_by_id, product_of, storage_product_of
+from billing.customers import CustomerView
 from billing.errors import UserError, UserErrors
 from billing.money import prorate
 from billing.periods import current_period
-from models import BillingInterval, Customer, OrderKind, Plan, PlanKind, Product
+from models import BillingInterval, OrderKind, PlanKind
+from models.database import Connection
 
 __all__ = [
     "MAX_QUANTITY",
@@ -20,7 +21,6 @@ __all__ = [
     "QuoteLine",
     "check_quantity",
     "license_purchase_quote",
-    "storage_product",
     "storage_upgrade_quote",
 ]
 
@@ -67,17 +67,16 @@ def _licenses(n: int) -> str:
 
 
 async def license_purchase_quote(
-    session: AsyncSession, customer: Customer, *, product_id: str, quantity: int, now: datetime
+    conn: Connection, customer: CustomerView, *, product_id: str, quantity: int, now: datetime
 ) -> Quote:
     """Licenses added to a product, charged pro rata (by whole days) for the rest
     of its current period, at the product's plan price for its interval."""
     check_quantity(quantity, ("input", "quantity"))
-    product = await session.get(Product, product_id) if len(product_id) <= 64 else None
-    if product is None or product.customer_id != customer.id:
+    product = await product_of(conn, customer.id, product_id) if plausible_id(product_id) else None
+    if product is None:
         raise UserErrors(UserError("PRODUCT_NOT_FOUND", "No such product for this customer.", ("input", "productId")))
-    plan = await session.get(Plan, product.plan_id)
-    assert plan is not None, "products reference plans"
-    interval = BillingInterval(product.billing_interval)
+    plan = product.plan
+    interval = product.billing_interval
     period = current_period(product.period_anchor, interval, now)
     days_left = period.days_left(now.date())
     unit = prorate(plan.price_minor(interval), days_left, period.length_days)
@@ -100,17 +99,9 @@ async def license_purchase_quote(
     )
 
 
-async def storage_product(session: AsyncSession, customer_id: str) -> Product | None:
-    """The customer's cloud-storage product; a customer holds at most one."""
-    rows = await session.exec(
-        select(Product).where(Product.customer_id == customer_id, Product.plan_kind == PlanKind.CLOUD_STORAGE)
-    )
-    return rows.first()
-
-
 async def storage_upgrade_quote(
-    session: AsyncSession,
-    customer: Customer,
+    conn: Connection,
+    customer: CustomerView,
     *,
     plan_id: str,
     licenses: int,
@@ -120,7 +111,7 @@ async def storage_upgrade_quote(
     """A full period of the chosen storage plan, less a pro rata credit for the
     unused days of the storage plan it replaces (if any)."""
     check_quantity(licenses, ("input", "licenses"))
-    plan = await session.get(Plan, plan_id) if len(plan_id) <= 64 else None
+    plan = (await plans_by_id(conn, [plan_id])).get(plan_id) if plausible_id(plan_id) else None
     if plan is None or not plan.active or plan.kind != PlanKind.CLOUD_STORAGE:
         raise UserErrors(UserError("PLAN_NOT_FOUND", "No such cloud-storage plan.", ("input", "planId")))
     lines = [
@@ -130,9 +121,9 @@ async def storage_upgrade_quote(
             unit_price_minor=plan.price_minor(interval),
         )
     ]
-    current = await storage_product(session, customer.id)
+    current = await storage_product_of(conn, customer.id)
     if current is not None:
-        lines.append(await _credit_line(session, current, licenses=licenses, plan=plan, interval=interval, now=now))
+        lines.append(_credit_line(current, licenses=licenses, plan=plan, interval=interval, now=now))
     quote = Quote(
         kind=OrderKind.STORAGE_UPGRADE,
         lines=tuple(lines),
@@ -154,11 +145,11 @@ async def storage_upgrade_quote(
     return quote
 
 
-async def _credit_line(
-    session: AsyncSession, current: Product, *, licenses: int, plan: Plan, interval: BillingInterval, now: datetime
+def _credit_line(
+    current: ProductView, *, licenses: int, plan: PlanView, interval: BillingInterval, now: datetime
 ) -> QuoteLine:
-    current_interval = BillingInterval(current.billing_interval)
-    if current.plan_id == plan.id and current_interval == interval and current.total_licenses == licenses:
+    current_interval = current.billing_interval
+    if current.plan.id == plan.id and current_interval == interval and current.total_licenses == licenses:
         raise UserErrors(
             UserError("NOTHING_TO_CHANGE", "The customer already holds this plan with these licenses.", ("input",))
         )
@@ -170,8 +161,7 @@ async def _credit_line(
                 ("input", "licenses"),
             )
         )
-    old_plan = await session.get(Plan, current.plan_id)
-    assert old_plan is not None, "products reference plans"
+    old_plan = current.plan
     period = current_period(current.period_anchor, current_interval, now)
     days_left = period.days_left(now.date())
     unit = prorate(old_plan.price_minor(current_interval), days_left, period.length_days)

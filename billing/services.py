@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from billing.events import EventNotifier
+from events.log import EventNotifier
 from models.base import utcnow
 from models.database import Database
 from payments.provider import PaymentProvider

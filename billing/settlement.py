@@ -1,22 +1,33 @@
 """Apply a payment's outcome to its order: the one path for every provider
 report (the charge call's answer, the sandbox's confirmation, a Stripe webhook,
-reconciliation). Status moves forward only; fulfilment and the order event are
-written in the same transaction as the status change, so they happen once."""
+reconciliation).
+
+One guarded statement moves the order: ``UPDATE … WHERE status IN (the
+statuses it may come from) RETURNING …``. Status therefore only moves forward,
+and of two reports racing for the same order (the charge's answer and the
+confirmation) the second sees the first's status: PostgreSQL re-checks the
+condition after the first commits, SQLite's writer lock serialises them.
+Fulfilment and the order event are written in the same transaction as the
+move, so they happen exactly once.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import bindparam, func, select, update
 
 from billing import audit
-from billing.events import append_event
-from billing.quotes import storage_product
+from billing.catalog import plans_by_id, storage_product_of
+from billing.orders import ORDER_COLUMNS, OrderView, order_view, orders_by_id
 from billing.services import BillingServices
-from models import Order, OrderKind, OrderStatus, Plan, PlanKind, Product
+from events.log import append_event
+from models import OrderKind, OrderStatus, PlanKind, new_id
+from models.base import utcnow
+from models.database import Connection, Query, any_of, insert_into
+from models.orders import may_come_from
+from models.tables import orders, products
 from payments.provider import PaymentOutcome
 
 __all__ = ["apply_payment_outcome"]
@@ -24,110 +35,139 @@ __all__ = ["apply_payment_outcome"]
 log = logging.getLogger(__name__)
 
 
-async def _find_order(session: AsyncSession, outcome: PaymentOutcome) -> Order | None:
-    """The order, locked (on PostgreSQL) until the transaction ends: two outcomes
-    of one payment racing (the charge's answer and the confirmation) then apply
-    one after the other, the second seeing the first's status, instead of both
-    reading PENDING and the guarded UPDATE dropping the later, legitimate step.
-    SQLite's write lock already serialises them."""
-    if outcome.order_id:
-        order = await session.get(Order, outcome.order_id, with_for_update=True)
-        if order is not None:
-            return order
-    if not outcome.payment_ref:
-        return None
-    rows = await session.exec(select(Order).where(Order.provider_payment_ref == outcome.payment_ref).with_for_update())
-    return rows.first()
+def _move(by: str) -> Query:
+    key = orders.c.id if by == "id" else orders.c.provider_payment_ref
+    return Query(
+        update(orders)
+        .where(key == bindparam("key"), any_of(orders.c.status, "from_statuses"))
+        .values(
+            status=bindparam("status"),
+            updated_at=bindparam("now"),
+            provider_payment_ref=func.coalesce(bindparam("payment_ref"), orders.c.provider_payment_ref),
+            client_secret=bindparam("client_secret"),
+            failure_reason=bindparam("failure_reason"),
+            fulfilled_at=bindparam("fulfilled_at"),
+        )
+        .returning(*ORDER_COLUMNS)
+    )
 
 
-async def apply_payment_outcome(services: BillingServices, outcome: PaymentOutcome) -> Order | None:
+_MOVE = {"id": _move("id"), "payment_ref": _move("payment_ref")}
+_BY_PAYMENT_REF = Query(select(*ORDER_COLUMNS).where(orders.c.provider_payment_ref == bindparam("ref")))
+_ADD_LICENSES = Query(
+    update(products)
+    .where(products.c.id == bindparam("id"))
+    .values(total_licenses=products.c.total_licenses + bindparam("quantity"), updated_at=bindparam("now"))
+    .returning(products.c.total_licenses)
+)
+_NEW_PRODUCT = Query(insert_into(products))
+_CHANGE_PLAN = Query(
+    update(products)
+    .where(products.c.id == bindparam("id"))
+    .values(
+        plan_id=bindparam("plan_id"),
+        billing_interval=bindparam("billing_interval"),
+        total_licenses=bindparam("total_licenses"),
+        period_anchor=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def apply_payment_outcome(
+    services: BillingServices, conn: Connection, outcome: PaymentOutcome
+) -> OrderView | None:
     """Move the order to the outcome's status if that is a step forward.
 
     Returns the order as it stands afterwards, or None for an unknown order.
     """
     new_status = OrderStatus(outcome.status.value)
-    async with services.db.write() as session:
-        order = await _find_order(session, outcome)
-        if order is None:
-            log.warning("payment %s names no known order", outcome.payment_ref)
-            return None
-        old_status = OrderStatus(order.status)
-        if not old_status.may_become(new_status):
-            if old_status != new_status:
-                log.info("order %s: ignoring %s after %s", order.id, new_status, old_status)
-            return order
-        now = services.clock()
-        moved = await session.exec(
-            update(Order)
-            .where(col(Order.id) == order.id, col(Order.status) == old_status)
-            .values(
-                status=new_status,
-                updated_at=now,
-                provider_payment_ref=outcome.payment_ref or order.provider_payment_ref,
-                client_secret=outcome.client_secret if new_status is OrderStatus.REQUIRES_ACTION else None,
-                failure_reason=outcome.failure_reason if new_status is OrderStatus.FAILED else None,
-                fulfilled_at=now if new_status is OrderStatus.SUCCEEDED else None,
-            )
-            .returning(col(Order.id))
+    by, key = ("id", outcome.order_id) if outcome.order_id else ("payment_ref", outcome.payment_ref)
+    if not key:
+        return None
+    now = services.clock()
+    async with conn.transaction() as tx:
+        moved = await tx.all(
+            _MOVE[by],
+            key=key,
+            from_statuses=[status.value for status in may_come_from(new_status)],
+            status=new_status.value,
+            now=now,
+            payment_ref=outcome.payment_ref or None,
+            client_secret=outcome.client_secret if new_status is OrderStatus.REQUIRES_ACTION else None,
+            failure_reason=outcome.failure_reason if new_status is OrderStatus.FAILED else None,
+            fulfilled_at=now if new_status is OrderStatus.SUCCEEDED else None,
         )
-        if moved.first() is None:
-            return order  # another writer moved it first (PostgreSQL); theirs stands
+        if not moved:
+            # A repeated or late report (or an unknown order): nothing changes.
+            current = await _current(tx, by, key)
+            if current is None:
+                log.warning("payment %s names no known order", outcome.payment_ref)
+            elif current.status != new_status:
+                log.info("order %s: ignoring %s after %s", current.id, new_status, current.status)
+            return current
+        order = order_view(moved[0])
         if new_status is OrderStatus.SUCCEEDED:
-            await _fulfil(session, order, now=now)
+            await _fulfil(tx, order, now=now)
         await audit.record(
-            session,
+            tx,
             partner_id=order.partner_id,
             customer_id=order.customer_id,
             action="order.status_changed",
             target_id=order.id,
             outcome=new_status.value,
-            detail={"from": old_status.value, "payment": outcome.payment_ref},
+            detail={"payment": outcome.payment_ref},
         )
-        event = await append_event(session, order, new_status)
-        await session.refresh(order)
-    assert event.seq is not None
+        event = await append_event(
+            tx,
+            order_id=order.id,
+            customer_id=order.customer_id,
+            partner_id=order.partner_id,
+            status=new_status,
+        )
     await services.notifier.notify(event.seq)
     return order
 
 
-async def _fulfil(session: AsyncSession, order: Order, *, now: datetime) -> None:
-    if order.kind == OrderKind.LICENSE_PURCHASE:
+async def _current(conn: Connection, by: str, key: str) -> OrderView | None:
+    if by == "id":
+        return (await orders_by_id(conn, [key])).get(key)
+    row = await conn.first(_BY_PAYMENT_REF, ref=key)
+    return order_view(row) if row else None
+
+
+async def _fulfil(tx: Connection, order: OrderView, *, now: datetime) -> None:
+    if order.kind is OrderKind.LICENSE_PURCHASE:
         # Atomic increment: concurrent purchases of one product never lose an update.
-        result = await session.exec(
-            update(Product)
-            .where(col(Product.id) == order.product_id)
-            .values(total_licenses=col(Product.total_licenses) + order.quantity, updated_at=now)
-            .returning(col(Product.total_licenses))
-        )
-        if result.first() is None:
+        if not await tx.all(_ADD_LICENSES, id=order.product_id, quantity=order.quantity, now=now):
             raise RuntimeError(f"order {order.id}: product {order.product_id} is gone")
         return
-    plan = await session.get(Plan, order.plan_id)
-    assert plan is not None and plan.kind == PlanKind.CLOUD_STORAGE
+    assert order.plan_id is not None
+    plan = (await plans_by_id(tx, [order.plan_id]))[order.plan_id]
+    assert plan.kind is PlanKind.CLOUD_STORAGE
     # Apply to whatever storage product the customer holds now: the one quoted,
     # or one another order created meanwhile.
-    current = await storage_product(session, order.customer_id)
+    current = await storage_product_of(tx, order.customer_id)
     if current is None:
-        session.add(
-            Product(
-                customer_id=order.customer_id,
-                plan_id=plan.id,
-                plan_kind=PlanKind.CLOUD_STORAGE,
-                billing_interval=order.billing_interval,
-                total_licenses=order.quantity,
-                period_anchor=now,
-                updated_at=now,
-            )
-        )
-        return
-    await session.exec(
-        update(Product)
-        .where(col(Product.id) == current.id)
-        .values(
+        await tx.execute(
+            _NEW_PRODUCT,
+            id=new_id("prd"),
+            customer_id=order.customer_id,
             plan_id=plan.id,
-            billing_interval=order.billing_interval,
+            plan_kind=PlanKind.CLOUD_STORAGE.value,
+            billing_interval=order.billing_interval.value,
             total_licenses=order.quantity,
+            assigned_licenses=0,
             period_anchor=now,
+            created_at=utcnow(),
             updated_at=now,
         )
+        return
+    await tx.execute(
+        _CHANGE_PLAN,
+        id=current.id,
+        plan_id=plan.id,
+        billing_interval=order.billing_interval.value,
+        total_licenses=order.quantity,
+        now=now,
     )

@@ -54,7 +54,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_create_partner(args: argparse.Namespace, settings: Settings) -> None:
     async def work(db: Database) -> None:
-        async with db.write() as session:
+        async with db.orm(write=True) as session:
             partner = await onboarding.create_partner(session, name=args.name)
         _print(args, {"id": partner.id, "name": partner.name}, f"partner {partner.id} {partner.name}")
 
@@ -63,7 +63,7 @@ def cmd_create_partner(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_create_customer(args: argparse.Namespace, settings: Settings) -> None:
     async def work(db: Database) -> None:
-        async with db.write() as session:
+        async with db.orm(write=True) as session:
             customer = await onboarding.create_customer(session, partner_id=args.partner, name=args.name)
         _print(args, {"id": customer.id, "name": customer.name}, f"customer {customer.id} {customer.name}")
 
@@ -72,7 +72,7 @@ def cmd_create_customer(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> None:
     async def work(db: Database) -> None:
-        async with db.write() as session:
+        async with db.orm(write=True) as session:
             user = await onboarding.create_user(
                 session, partner_id=args.partner, email=args.email, role=PartnerRole(args.role)
             )
@@ -86,7 +86,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_create_token(args: argparse.Namespace, settings: Settings) -> None:
     async def work(db: Database) -> None:
-        async with db.write() as session:
+        async with db.orm(write=True) as session:
             token = await onboarding.create_token(session, user_id=args.user, label=args.label)
         _print(args, {"user": args.user, "token": token}, f"token (shown once): {token}")
 
@@ -94,7 +94,7 @@ def cmd_create_token(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> None:
-    from schema.root import build_schema
+    from gateway.schema import build_schema
 
     sdl = build_schema(settings).as_str() + "\n"
     if args.output == "-":
@@ -131,7 +131,7 @@ def cmd_init_db(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
     """Upgrade the schema to the latest migration and fill in the catalogue (the Procfile's release step)."""
-    from gateway.bootstrap import current_revision
+    from migrations.runner import current_revision
 
     async def work(db: Database) -> None:
         revision = await current_revision(db)

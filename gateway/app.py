@@ -16,10 +16,10 @@ from gateway.cors import cors_middleware
 from gateway.graphiql import GraphiQLPage
 from gateway.limits import BodySizeLimit, RateLimiter, RateLimits
 from gateway.runtime import Runtime, running
+from gateway.schema import build_schema
 from gateway.view import GraphQLView
 from gateway.webhooks import stripe_webhook
 from payments.sandbox import SandboxPaymentProvider
-from schema.root import build_schema
 from settings import Settings, load_settings
 
 __all__ = ["create_app"]

@@ -15,14 +15,14 @@ from broadcaster import Broadcast
 from billing.reconcile import reconcile_orders
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
+from events.backends import backend_healthy, make_broadcast_backend
+from events.hub import EventHub
 from gateway.bootstrap import prepare_database
 from models.database import Database
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
 from payments.stripe_provider import StripePaymentProvider
 from settings import Settings
-from subscriptions.backends import backend_healthy, make_broadcast_backend
-from subscriptions.hub import EventHub
 
 __all__ = ["Runtime", "make_provider", "running"]
 
@@ -49,7 +49,7 @@ class Runtime:
         return await backend_healthy(self.broadcast._backend)
 
     async def on_payment_event(self, outcome: PaymentOutcome) -> None:
-        await apply_payment_outcome(self.services, outcome)
+        await apply_payment_outcome(self.services, self.db.connection(), outcome)
 
     async def _reconcile_periodically(self) -> None:
         interval = self.settings.reconcile_interval_s

@@ -76,10 +76,11 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         runtime = _runtime(request)
+        db = runtime.db.connection()
         principal = None
         if isinstance(request, Request):
             authorization = request.headers.get("authorization")
-            principal = await authenticate(runtime.db, authorization)
+            principal = await authenticate(db, authorization)
             if principal is not None and authorization is not None:
                 self.rate_limits.signed_in(authorization_key(authorization.encode("latin-1")))
         return Context(
@@ -87,6 +88,7 @@ class GraphQLView(GraphQL[Context, None]):
             hub=runtime.hub,
             settings=runtime.settings,
             request=request,
+            db=db,
             principal=principal,
         )
 
@@ -97,7 +99,7 @@ class GraphQLView(GraphQL[Context, None]):
         authorization = params.get("Authorization") or params.get("authorization")
         if authorization is None:
             authorization = context.request.headers.get("authorization")
-        context.principal = await authenticate(context.services.db, authorization)
+        context.principal = await authenticate(context.db, authorization)
         if context.principal is None:
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
         return await super().on_ws_connect(context)

@@ -9,16 +9,19 @@ late, repeated or reordered events cannot undo anything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from billing.settlement import apply_payment_outcome
 from gateway.runtime import Runtime
-from models import ProcessedWebhookEvent
+from models.base import utcnow
+from models.database import Connection, Query, UniqueViolation, insert_into
+from models.tables import processed_webhook_events
 from payments.provider import PaymentError
 from payments.stripe_provider import InvalidWebhook, StripePaymentProvider, order_id_of
 
@@ -58,21 +61,26 @@ def _event_header(event: Any) -> tuple[str, str] | None:
     return None
 
 
-async def _already_processed(runtime: Runtime, event_id: str) -> bool:
-    async with runtime.db.read() as session:
-        return await session.get(ProcessedWebhookEvent, event_id) is not None
+_PROCESSED = Query(select(processed_webhook_events.c.id).where(processed_webhook_events.c.id == bindparam("id")))
+_MARK_PROCESSED = Query(insert_into(processed_webhook_events))
 
 
-async def _mark_processed(runtime: Runtime, event_id: str) -> None:
-    try:
-        async with runtime.db.write() as session:
-            session.add(ProcessedWebhookEvent(id=event_id))
-    except IntegrityError:
-        pass  # a concurrent redelivery recorded it first
+async def _already_processed(conn: Connection, event_id: str) -> bool:
+    return await conn.first(_PROCESSED, id=event_id) is not None
+
+
+async def _mark_processed(conn: Connection, event_id: str) -> None:
+    with contextlib.suppress(UniqueViolation):  # a concurrent redelivery recorded it first
+        await conn.write(_MARK_PROCESSED, id=event_id, received_at=utcnow())
 
 
 async def stripe_webhook(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    async with runtime.db.connection() as conn:
+        return await _handle(request, runtime, conn)
+
+
+async def _handle(request: Request, runtime: Runtime, conn: Connection) -> Response:
     provider = runtime.services.provider
     secret = runtime.settings.stripe_webhook_secret
     if not isinstance(provider, StripePaymentProvider) or not secret:
@@ -87,17 +95,17 @@ async def stripe_webhook(request: Request) -> Response:
     if header is None:
         return _answer(400, "body is not a Stripe event")
     event_id, event_type = header
-    if await _already_processed(runtime, event_id):
+    if await _already_processed(conn, event_id):
         return _answer(200, "duplicate ignored")
     if event_type not in PAYMENT_INTENT_EVENTS:
-        await _mark_processed(runtime, event_id)
+        await _mark_processed(conn, event_id)
         return _answer(200, "ignored")
     intent_id, order_id = _intent_reference(event)
     if intent_id is None:
         return _answer(400, "payment_intent event without a PaymentIntent")
     if order_id is None:
         log.info("stripe event %s (%s) names no gateway order", event_id, event_type)
-        await _mark_processed(runtime, event_id)
+        await _mark_processed(conn, event_id)
         return _answer(200, "no gateway order")
     try:
         outcome = await provider.retrieve(payment_ref=intent_id, order_id=order_id)
@@ -106,8 +114,8 @@ async def stripe_webhook(request: Request) -> Response:
         log.warning("stripe event %s: re-reading %s failed (%s)", event_id, intent_id, type(error).__name__)
         return _answer(503, "payment provider unavailable; retry")
     if outcome is not None:
-        order = await apply_payment_outcome(runtime.services, outcome)
+        order = await apply_payment_outcome(runtime.services, conn, outcome)
         if order is None:
             log.info("stripe event %s: order %s is unknown here", event_id, order_id)
-    await _mark_processed(runtime, event_id)
+    await _mark_processed(conn, event_id)
     return _answer(200, "processed")

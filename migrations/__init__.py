@@ -1,6 +1,6 @@
 """Alembic migrations of the gateway's database (SQLite and PostgreSQL).
 
-``gateway.bootstrap`` runs them to head at startup and from
+``migrations.runner`` runs them to head at startup and from
 ``partner-billing migrate``; ``alembic.ini`` at the repository root points the
 ``alembic`` command line here for writing new revisions.
 """

@@ -2,7 +2,7 @@
 
 Two ways in:
 
-* ``gateway.bootstrap`` (gateway startup, ``partner-billing migrate``/``init-db``)
+* ``migrations.runner`` (gateway startup, ``partner-billing migrate``/``init-db``)
   opens a write transaction, takes the schema lock, and hands its connection
   over as ``config.attributes["connection"]``; the migrations run inside that
   transaction and this file opens nothing itself.
@@ -79,7 +79,7 @@ def run_offline() -> None:
 
 
 async def run_online(url: str) -> None:
-    from gateway.bootstrap import schema_transaction
+    from migrations.runner import schema_transaction
     from models.database import Database
 
     db = Database(url)

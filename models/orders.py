@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 from models.base import UTCDateTime, new_id, utcnow
 from models.catalog import BillingInterval
 
-__all__ = ["Order", "OrderEvent", "OrderKind", "OrderLine", "OrderStatus"]
+__all__ = ["IN_FLIGHT", "Order", "OrderEvent", "OrderKind", "OrderLine", "OrderStatus", "may_come_from"]
 
 
 class OrderKind(StrEnum):
@@ -37,6 +37,8 @@ class OrderStatus(StrEnum):
 
 
 _TERMINAL = frozenset({OrderStatus.SUCCEEDED, OrderStatus.FAILED, OrderStatus.CANCELED})
+# Placed but not settled: the provider may still report on them.
+IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.REQUIRES_ACTION)
 _NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset(OrderStatus) - {OrderStatus.PENDING},
     OrderStatus.REQUIRES_ACTION: _TERMINAL | {OrderStatus.PROCESSING},
@@ -45,6 +47,14 @@ _NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.FAILED: frozenset(),
     OrderStatus.CANCELED: frozenset(),
 }
+_PREVIOUS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    new: frozenset(old for old, following in _NEXT.items() if new in following) for new in OrderStatus
+}
+
+
+def may_come_from(new: OrderStatus) -> frozenset[OrderStatus]:
+    """The statuses an order may move to ``new`` from."""
+    return _PREVIOUS[new]
 
 
 class Order(SQLModel, table=True):

@@ -14,13 +14,15 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlalchemy import bindparam, select, update
 
-from models import SandboxPayment, SandboxPaymentMethod, new_id
+from models import new_id
 from models.base import utcnow
-from models.database import Database
+from models.database import Database, Query, Row, UniqueViolation, insert_into
+from models.tables import sandbox_payment_methods, sandbox_payments
 from payments.provider import (
     AttachedCard,
     CardDeclined,
@@ -46,8 +48,46 @@ _STATUS = {
     "canceled": PaymentStatus.CANCELED,
 }
 
+_PAYMENT = (
+    sandbox_payments.c.id,
+    sandbox_payments.c.order_id,
+    sandbox_payments.c.status,
+    sandbox_payments.c.client_secret,
+    sandbox_payments.c.failure_reason,
+    sandbox_payments.c.created_at,
+)
+_PAYMENT_OF_ORDER = Query(select(*_PAYMENT).where(sandbox_payments.c.order_id == bindparam("order_id")))
+_PAYMENT_BY_ID = Query(select(*_PAYMENT).where(sandbox_payments.c.id == bindparam("id")))
+_PAYMENT_BY_SECRET = Query(select(*_PAYMENT).where(sandbox_payments.c.client_secret == bindparam("secret")))
+_INSERT_PAYMENT = Query(insert_into(sandbox_payments))
+_MOVE_PAYMENT = Query(
+    update(sandbox_payments)
+    .where(sandbox_payments.c.id == bindparam("id"), sandbox_payments.c.status == bindparam("from_status"))
+    .values(status=bindparam("status"), failure_reason=bindparam("failure_reason"))
+    .returning(*_PAYMENT)
+)
+_METHOD_TOKEN = Query(
+    select(sandbox_payment_methods.c.token, sandbox_payment_methods.c.detached).where(
+        sandbox_payment_methods.c.id == bindparam("id")
+    )
+)
+_INSERT_METHOD = Query(insert_into(sandbox_payment_methods))
+_DETACH_METHOD = Query(
+    update(sandbox_payment_methods).where(sandbox_payment_methods.c.id == bindparam("id")).values(detached=True)
+)
 
-def _outcome(payment: SandboxPayment) -> PaymentOutcome:
+
+@dataclass(frozen=True, slots=True)
+class _Payment:
+    id: str
+    order_id: str
+    status: str
+    client_secret: str
+    failure_reason: str | None
+    created_at: datetime
+
+
+def _outcome(payment: _Payment) -> PaymentOutcome:
     status = _STATUS[payment.status]
     return PaymentOutcome(
         payment_ref=payment.id,
@@ -57,6 +97,10 @@ def _outcome(payment: SandboxPayment) -> PaymentOutcome:
         failure_reason=payment.failure_reason,
         declined=status is PaymentStatus.FAILED,
     )
+
+
+def _payment(row: Row) -> _Payment:
+    return _Payment(*row)
 
 
 class SandboxPaymentProvider:
@@ -86,88 +130,101 @@ class SandboxPaymentProvider:
             raise PaymentMethodTokenInvalid(f"No such PaymentMethod: {token!r}")
         if card.declined_on_attach:
             raise CardDeclined(_DECLINE_MESSAGE)
-        method = SandboxPaymentMethod(id=new_id("sbx_pm"), token=token, provider_customer_ref=provider_customer_ref)
-        async with self._db.write() as session:
-            session.add(method)
+        method_id = new_id("sbx_pm")
+        async with self._db.connection() as conn:
+            await conn.write(
+                _INSERT_METHOD, id=method_id, token=token, provider_customer_ref=provider_customer_ref, detached=False
+            )
         return AttachedCard(
-            provider_ref=method.id, brand=card.brand, last4=card.last4, exp_month=12, exp_year=self._clock().year + 3
+            provider_ref=method_id, brand=card.brand, last4=card.last4, exp_month=12, exp_year=self._clock().year + 3
         )
 
     async def set_default_payment_method(self, *, provider_customer_ref: str, payment_method_ref: str) -> None:
         return None  # the sandbox charges the method each order names
 
     async def detach_payment_method(self, *, payment_method_ref: str) -> None:
-        async with self._db.write() as session:
-            method = await session.get(SandboxPaymentMethod, payment_method_ref)
-            if method is not None:
-                method.detached = True
-                session.add(method)
+        async with self._db.connection() as conn:
+            await conn.write(_DETACH_METHOD, id=payment_method_ref)
 
     async def charge(self, request: ChargeRequest) -> PaymentOutcome:
-        async with self._db.write() as session:
-            existing = (
-                await session.exec(select(SandboxPayment).where(SandboxPayment.order_id == request.order_id))
-            ).first()
+        async with self._db.connection() as conn:
+            existing = await conn.first(_PAYMENT_OF_ORDER, order_id=request.order_id)
             if existing is not None:
-                return _outcome(existing)
-            method = await session.get(SandboxPaymentMethod, request.payment_method_ref)
+                return _outcome(_payment(existing))
+            method = await conn.first(_METHOD_TOKEN, id=request.payment_method_ref)
+            behaviour = TEST_CARDS[method[0]].on_charge if method and not method[1] else None
             payment_id = new_id("sbx_pi")
-            payment = SandboxPayment(
-                id=payment_id,
-                order_id=request.order_id,
-                amount_minor=request.amount_minor,
-                currency=request.currency,
-                payment_method_ref=request.payment_method_ref,
-                status="processing",
-                client_secret=f"{payment_id}_secret_{secrets.token_urlsafe(16)}",
-                created_at=self._clock(),
-            )
-            behaviour = TEST_CARDS[method.token].on_charge if method and not method.detached else None
+            status, failure = "processing", None
             if behaviour is None:
-                payment.status, payment.failure_reason = "failed", "The payment method is no longer available."
+                status, failure = "failed", "The payment method is no longer available."
             elif behaviour is ChargeBehaviour.DECLINED:
-                payment.status, payment.failure_reason = "failed", _DECLINE_MESSAGE
+                status, failure = "failed", _DECLINE_MESSAGE
             elif behaviour is ChargeBehaviour.REQUIRES_ACTION:
-                payment.status = "requires_action"
-            session.add(payment)
+                status = "requires_action"
+            payment = _Payment(
+                payment_id,
+                request.order_id,
+                status,
+                f"{payment_id}_secret_{secrets.token_urlsafe(16)}",
+                failure,
+                self._clock(),
+            )
+            try:
+                await conn.write(
+                    _INSERT_PAYMENT,
+                    id=payment.id,
+                    order_id=payment.order_id,
+                    amount_minor=request.amount_minor,
+                    currency=request.currency,
+                    payment_method_ref=request.payment_method_ref,
+                    status=payment.status,
+                    client_secret=payment.client_secret,
+                    failure_reason=payment.failure_reason,
+                    created_at=payment.created_at,
+                )
+            except UniqueViolation:
+                # The same order charged concurrently: the first payment stands.
+                row = await conn.first(_PAYMENT_OF_ORDER, order_id=request.order_id)
+                assert row is not None
+                return _outcome(_payment(row))
         if payment.status == "processing":
             self._confirm_later(payment.id)
         return _outcome(payment)
 
     async def retrieve(self, *, payment_ref: str | None, order_id: str) -> PaymentOutcome | None:
-        async with self._db.read() as session:
-            payment = (await session.exec(select(SandboxPayment).where(SandboxPayment.order_id == order_id))).first()
-        if payment is None:
+        async with self._db.connection() as conn:
+            row = await conn.first(_PAYMENT_OF_ORDER, order_id=order_id)
+        if row is None:
             return None
+        payment = _payment(row)
         overdue = payment.created_at + timedelta(seconds=self._delay + 5) < self._clock()
         if payment.status == "processing" and overdue:
             # The gateway stopped before confirming; the sandbox's "bank" settles now.
-            payment = await self._settle(payment.id, "succeeded") or payment
+            payment = await self._move(payment.id, "processing", "succeeded") or payment
         return _outcome(payment)
 
     async def cancel(self, *, payment_ref: str) -> PaymentOutcome:
-        async with self._db.write() as session:
-            payment = await session.get(SandboxPayment, payment_ref)
-            if payment is None:
-                raise PaymentError(f"No such payment: {payment_ref!r}")
-            if payment.status == "requires_action":
-                payment.status = "canceled"
-                session.add(payment)
-        return _outcome(payment)
+        canceled = await self._move(payment_ref, "requires_action", "canceled")
+        if canceled is not None:
+            return _outcome(canceled)
+        async with self._db.connection() as conn:
+            row = await conn.first(_PAYMENT_BY_ID, id=payment_ref)
+        if row is None:
+            raise PaymentError(f"No such payment: {payment_ref!r}")
+        return _outcome(_payment(row))
 
     async def authenticate(self, *, client_secret: str, success: bool) -> PaymentOutcome | None:
         """Complete (or fail) 3-D Secure, as Stripe.js would with the client secret."""
-        async with self._db.write() as session:
-            payment = (
-                await session.exec(select(SandboxPayment).where(SandboxPayment.client_secret == client_secret))
-            ).first()
-            if payment is None or payment.status != "requires_action":
-                return None
-            if success:
-                payment.status = "processing"
-            else:
-                payment.status, payment.failure_reason = "failed", "3-D Secure authentication failed."
-            session.add(payment)
+        async with self._db.connection() as conn:
+            row = await conn.first(_PAYMENT_BY_SECRET, secret=client_secret)
+        if row is None:
+            return None
+        if success:
+            payment = await self._move(row[0], "requires_action", "processing")
+        else:
+            payment = await self._move(row[0], "requires_action", "failed", "3-D Secure authentication failed.")
+        if payment is None:
+            return None  # not awaiting authentication (any more)
         if success:
             self._confirm_later(payment.id)
         outcome = _outcome(payment)
@@ -182,18 +239,19 @@ class SandboxPaymentProvider:
     async def _confirm(self, payment_id: str) -> None:
         # Even with no delay the confirmation comes later, as Stripe's would.
         await asyncio.sleep(self._delay)
-        payment = await self._settle(payment_id, "succeeded")
+        payment = await self._move(payment_id, "processing", "succeeded")
         if payment is not None:
             await self._emit(_outcome(payment))
 
-    async def _settle(self, payment_id: str, status: str) -> SandboxPayment | None:
-        async with self._db.write() as session:
-            payment = await session.get(SandboxPayment, payment_id)
-            if payment is None or payment.status != "processing":
-                return None
-            payment.status = status
-            session.add(payment)
-        return payment
+    async def _move(
+        self, payment_id: str, from_status: str, status: str, failure: str | None = None
+    ) -> _Payment | None:
+        """One guarded step of a payment; None if it was not in ``from_status``."""
+        async with self._db.connection() as conn:
+            rows = await conn.write(
+                _MOVE_PAYMENT, id=payment_id, from_status=from_status, status=status, failure_reason=failure
+            )
+        return _payment(rows[0]) if rows else None
 
     async def _emit(self, outcome: PaymentOutcome) -> None:
         if self._on_event is None:

@@ -4,11 +4,11 @@ from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
-from sqlmodel import col, or_, select
 
-from billing import orders as domain
+from billing import purchases
+from billing.access import plausible_id
 from billing.errors import BadUserInput, NotFound, UserErrors
-from models import Order as OrderRow
+from billing.orders import order_of, orders_page
 from models import OrderStatus
 from resolvers.common import caller_and_customer
 from schema.context import Info
@@ -27,8 +27,8 @@ __all__ = [
 ]
 
 
-def _license_request(input: BuyLicensesInput) -> domain.LicensePurchase:
-    return domain.LicensePurchase(
+def _license_request(input: BuyLicensesInput) -> purchases.LicensePurchase:
+    return purchases.LicensePurchase(
         product_id=input.product_id,
         quantity=input.quantity,
         payment_method_id=input.payment_method_id,
@@ -36,8 +36,8 @@ def _license_request(input: BuyLicensesInput) -> domain.LicensePurchase:
     )
 
 
-def _storage_request(input: UpgradeStorageInput) -> domain.StorageUpgrade:
-    return domain.StorageUpgrade(
+def _storage_request(input: UpgradeStorageInput) -> purchases.StorageUpgrade:
+    return purchases.StorageUpgrade(
         plan_id=input.plan_id,
         licenses=input.licenses,
         billing_interval=input.billing_interval,
@@ -46,11 +46,10 @@ def _storage_request(input: UpgradeStorageInput) -> domain.StorageUpgrade:
     )
 
 
-async def _summary(info: Info, acting_customer: str, request: domain.Request) -> OrderSummary:
+async def _summary(info: Info, acting_customer: str, request: purchases.Request) -> OrderSummary:
     """Priced exactly as the mutation will price it (errors are top-level here)."""
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
-    async with info.context.services.db.read() as session:
-        quote = await domain.quote_for(session, customer, request, info.context.services)
+    quote = await purchases.quote_for(info.context.services, info.context.db, customer, request)
     return OrderSummary.of_quote(quote)
 
 
@@ -64,36 +63,50 @@ async def storage_upgrade_summary(
     return await _summary(info, acting_customer, _storage_request(input))
 
 
-async def _payload(placing: Awaitable[domain.OrderResult]) -> OrderPayload:
+async def _payload(placing: Awaitable[purchases.OrderResult]) -> OrderPayload:
     """The order (with a declined payment's userErrors), or the userErrors that
     explain why no order was placed."""
     try:
         result = await placing
     except UserErrors as errors:
         return OrderPayload(order=None, user_errors=[UserError.of(e) for e in errors.errors])
-    return OrderPayload(order=Order(row=result.order), user_errors=[UserError.of(e) for e in result.user_errors])
+    return OrderPayload(order=Order.of(result.order), user_errors=[UserError.of(e) for e in result.user_errors])
 
 
 async def buy_licenses(info: Info, acting_customer: strawberry.ID, input: BuyLicensesInput) -> OrderPayload:
+    context = info.context
     return await _payload(
-        domain.buy_licenses(info.context.services, info.context.caller(), acting_customer, _license_request(input))
+        purchases.buy_licenses(context.services, context.db, context.caller(), acting_customer, _license_request(input))
     )
 
 
 async def upgrade_storage(info: Info, acting_customer: strawberry.ID, input: UpgradeStorageInput) -> OrderPayload:
+    context = info.context
     return await _payload(
-        domain.upgrade_storage(info.context.services, info.context.caller(), acting_customer, _storage_request(input))
+        purchases.upgrade_storage(
+            context.services, context.db, context.caller(), acting_customer, _storage_request(input)
+        )
     )
 
 
 async def order(info: Info, acting_customer: strawberry.ID, id: strawberry.ID) -> Order | None:
     """The order, or a NOT_FOUND error: an id the caller may not see names nothing."""
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
-    async with info.context.services.db.read() as session:
-        row = await session.get(OrderRow, id) if len(id) <= 64 else None
-    if row is None or row.customer_id != customer.id:
+    view = await order_of(info.context.db, customer.id, id) if plausible_id(id) else None
+    if view is None:
         raise NotFound("No such order.")
-    return Order(row=row)
+    return Order.of(view)
+
+
+def _order_key(cursor: str) -> tuple[datetime, str]:
+    created, order_id = decode_cursor(cursor, "ord", 2)
+    try:
+        created_at = datetime.fromisoformat(str(created))
+    except ValueError:
+        created_at = None
+    if created_at is None or created_at.tzinfo is None or not isinstance(order_id, str):
+        raise BadUserInput("Malformed cursor.")
+    return created_at, order_id
 
 
 async def orders(
@@ -106,28 +119,10 @@ async def orders(
     """The customer's orders, newest first."""
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
     limit = page_size(first, info.context.settings.max_page_size)
-    query = select(OrderRow).where(OrderRow.customer_id == customer.id)
-    if status is not None:
-        query = query.where(OrderRow.status == status)
-    if after is not None:
-        created, order_id = decode_cursor(after, "ord", 2)
-        try:
-            created_at = datetime.fromisoformat(str(created))
-        except ValueError:
-            created_at = None
-        if created_at is None or created_at.tzinfo is None:
-            raise BadUserInput("Malformed cursor.")
-        query = query.where(
-            or_(
-                col(OrderRow.created_at) < created_at,
-                (col(OrderRow.created_at) == created_at) & (col(OrderRow.id) < order_id),
-            )
-        )
-    query = query.order_by(col(OrderRow.created_at).desc(), col(OrderRow.id).desc()).limit(limit + 1)
-    async with info.context.services.db.read() as session:
-        rows = list((await session.exec(query)).all())
+    key = _order_key(after) if after is not None else None
+    rows = await orders_page(info.context.db, customer.id, status=status, after=key, limit=limit + 1)
     edges = [
-        OrderEdge(cursor=encode_cursor("ord", row.created_at.isoformat(), row.id), node=Order(row=row))
+        OrderEdge(cursor=encode_cursor("ord", row.created_at.isoformat(), row.id), node=Order.of(row))
         for row in rows[:limit]
     ]
     return OrderConnection(

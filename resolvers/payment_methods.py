@@ -6,7 +6,6 @@ import strawberry
 
 from billing import payment_methods as domain
 from billing.errors import UserErrors
-from models import PaymentMethod as PaymentMethodRow
 from resolvers.common import caller_and_customer
 from schema.billing import BillingDetails, PaymentMethod
 from schema.context import Info
@@ -19,8 +18,7 @@ __all__ = ["add_payment_method", "billing_details", "remove_payment_method", "se
 
 async def billing_details(info: Info, acting_customer: strawberry.ID) -> BillingDetails:
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
-    async with info.context.services.db.read() as session:
-        methods = [PaymentMethod.of(m) for m in await domain.active_payment_methods(session, customer.id)]
+    methods = [PaymentMethod.of(m) for m in await domain.active_payment_methods(info.context.db, customer.id)]
     return BillingDetails(
         customer=Customer(id=strawberry.ID(customer.id), name=customer.name),
         payment_methods=methods,
@@ -28,7 +26,7 @@ async def billing_details(info: Info, acting_customer: strawberry.ID) -> Billing
     )
 
 
-async def _payload(change: Awaitable[PaymentMethodRow]) -> PaymentMethodPayload:
+async def _payload(change: Awaitable[domain.PaymentMethodView]) -> PaymentMethodPayload:
     """The changed method, or the userErrors that explain why nothing changed."""
     try:
         method = await change
@@ -43,6 +41,7 @@ async def add_payment_method(
     return await _payload(
         domain.add_payment_method(
             info.context.services,
+            info.context.db,
             info.context.caller(),
             acting_customer,
             token=input.payment_method_token,
@@ -56,7 +55,11 @@ async def set_primary_payment_method(
 ) -> PaymentMethodPayload:
     return await _payload(
         domain.set_primary_payment_method(
-            info.context.services, info.context.caller(), acting_customer, payment_method_id=payment_method_id
+            info.context.services,
+            info.context.db,
+            info.context.caller(),
+            acting_customer,
+            payment_method_id=payment_method_id,
         )
     )
 
@@ -66,6 +69,10 @@ async def remove_payment_method(
 ) -> PaymentMethodPayload:
     return await _payload(
         domain.remove_payment_method(
-            info.context.services, info.context.caller(), acting_customer, payment_method_id=payment_method_id
+            info.context.services,
+            info.context.db,
+            info.context.caller(),
+            acting_customer,
+            payment_method_id=payment_method_id,
         )
     )

@@ -1,1 +1,1 @@
-"""The GraphQL surface: types, inputs and payloads, composed in ``schema.root``."""
+"""The GraphQL surface: types, inputs and payloads (composed in ``gateway.schema``)."""

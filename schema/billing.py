@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from models import PaymentMethod as PaymentMethodRow
+from billing.payment_methods import PaymentMethodView
 from schema.tenancy import Customer
 
 __all__ = ["BillingDetails", "PaymentMethod"]
@@ -20,14 +20,14 @@ class PaymentMethod:
     is_primary: bool
 
     @classmethod
-    def of(cls, row: PaymentMethodRow) -> PaymentMethod:
+    def of(cls, view: PaymentMethodView) -> PaymentMethod:
         return cls(
-            id=strawberry.ID(row.id),
-            brand=row.brand,
-            last4=row.last4,
-            exp_month=row.exp_month,
-            exp_year=row.exp_year,
-            is_primary=row.is_primary and row.removed_at is None,
+            id=strawberry.ID(view.id),
+            brand=view.brand,
+            last4=view.last4,
+            exp_month=view.exp_month,
+            exp_year=view.exp_year,
+            is_primary=view.is_primary and view.removed_at is None,
         )
 
 

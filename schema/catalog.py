@@ -6,11 +6,9 @@ from datetime import datetime
 
 import strawberry
 
+from billing.catalog import PlanView, ProductView
 from billing.periods import current_period
 from models import BillingInterval, PlanKind
-from models import Plan as PlanRow
-from models import Product as ProductRow
-from schema.context import Info
 from schema.money import Money
 
 __all__ = ["Plan", "Product"]
@@ -18,67 +16,44 @@ __all__ = ["Plan", "Product"]
 
 @strawberry.type(description="A catalogue entry that can be bought.")
 class Plan:
-    row: strawberry.Private[PlanRow]
+    id: strawberry.ID
+    name: str
+    kind: PlanKind
+    storage_gb: int | None = strawberry.field(description="Cloud storage per license, in GB; null for backup plans.")
+    view: strawberry.Private[PlanView]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.row.id)
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def kind(self) -> PlanKind:
-        return PlanKind(self.row.kind)
-
-    @strawberry.field(description="Cloud storage per license, in GB; null for backup plans.")
-    def storage_gb(self) -> int | None:
-        return self.row.storage_gb
+    @classmethod
+    def of(cls, view: PlanView) -> Plan:
+        return cls(id=strawberry.ID(view.id), name=view.name, kind=view.kind, storage_gb=view.storage_gb, view=view)
 
     @strawberry.field(description="Price per license per interval.")
     def price(self, interval: BillingInterval) -> Money:
-        return Money.of(self.row.price_minor(interval), self.row.currency)
+        return Money.of(self.view.price_minor(interval), self.view.currency)
 
 
 @strawberry.type(description="A plan a customer holds (the Products page).")
 class Product:
-    row: strawberry.Private[ProductRow]
+    id: strawberry.ID
+    plan: Plan
+    billing_interval: BillingInterval
+    total_licenses: int
+    assigned_licenses: int
+    available_licenses: int
+    storage_gb: int | None = strawberry.field(
+        description="Total cloud storage (per-license storage × licenses); null for backup plans."
+    )
+    current_period_end: datetime
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.row.id)
-
-    @strawberry.field
-    async def plan(self, info: Info) -> Plan:
-        plan = await info.context.loaders.plan_by_id.load(self.row.plan_id)
-        assert plan is not None
-        return Plan(row=plan)
-
-    @strawberry.field
-    def billing_interval(self) -> BillingInterval:
-        return BillingInterval(self.row.billing_interval)
-
-    @strawberry.field
-    def total_licenses(self) -> int:
-        return self.row.total_licenses
-
-    @strawberry.field
-    def assigned_licenses(self) -> int:
-        return self.row.assigned_licenses
-
-    @strawberry.field
-    def available_licenses(self) -> int:
-        return self.row.total_licenses - self.row.assigned_licenses
-
-    @strawberry.field(description="Total cloud storage (per-license storage × licenses); null for backup plans.")
-    async def storage_gb(self, info: Info) -> int | None:
-        plan = await info.context.loaders.plan_by_id.load(self.row.plan_id)
-        if plan is None or plan.storage_gb is None:
-            return None
-        return plan.storage_gb * self.row.total_licenses
-
-    @strawberry.field
-    def current_period_end(self, info: Info) -> datetime:
-        interval = BillingInterval(self.row.billing_interval)
-        return current_period(self.row.period_anchor, interval, info.context.services.clock()).end
+    @classmethod
+    def of(cls, view: ProductView, *, now: datetime) -> Product:
+        plan = view.plan
+        return cls(
+            id=strawberry.ID(view.id),
+            plan=Plan.of(plan),
+            billing_interval=view.billing_interval,
+            total_licenses=view.total_licenses,
+            assigned_licenses=view.assigned_licenses,
+            available_licenses=view.available_licenses,
+            storage_gb=plan.storage_gb * view.total_licenses if plan.storage_gb is not None else None,
+            current_period_end=current_period(view.period_anchor, view.billing_interval, now).end,
+        )

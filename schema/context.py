@@ -12,11 +12,12 @@ from strawberry.types import Info as StrawberryInfo
 from auth.principal import Principal
 from billing.errors import Unauthenticated
 from billing.services import BillingServices
+from models.database import Connection
 from schema.loaders import Loaders
 from settings import Settings
 
 if TYPE_CHECKING:
-    from subscriptions.hub import EventHub
+    from events.hub import EventHub
 
 __all__ = ["Context", "Info"]
 
@@ -27,6 +28,9 @@ class Context:
     hub: EventHub
     settings: Settings
     request: Request | WebSocket
+    # The unit of work's connection: it borrows a pooled driver connection
+    # only while a statement or transaction runs.
+    db: Connection
     principal: Principal | None = None
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
@@ -41,9 +45,9 @@ class Context:
         # A WebSocket context lives as long as the connection: give each use
         # fresh loaders there instead of a cache that never empties.
         if isinstance(self.request, WebSocket):
-            return Loaders(self.services.db)
+            return Loaders(self.db)
         if self._loaders is None:
-            self._loaders = Loaders(self.services.db)
+            self._loaders = Loaders(self.db)
         return self._loaders
 
 

@@ -1,41 +1,44 @@
-"""DataLoaders, built per request, so lists resolve without N+1 queries."""
+"""DataLoaders, built per request over its one connection, so lists resolve
+without N+1 queries. The reads themselves live in ``billing``."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
-from sqlmodel import col, select
 from strawberry.dataloader import DataLoader
 
-from models import OrderLine, PaymentMethod, Plan
-from models.database import Database
+from billing.customers import customers_by_id
+from billing.orders import OrderLineView, lines_by_order_id, orders_by_id
+from billing.payment_methods import payment_methods_by_id
+from models.database import Connection
 
 __all__ = ["Loaders"]
 
+V = TypeVar("V")
+
+
+def _loader(
+    conn: Connection, read: Callable[[Connection, Sequence[str]], Awaitable[Mapping[str, V]]]
+) -> DataLoader[str, V | None]:
+    async def load(ids: Sequence[str]) -> list[V | None]:
+        found = await read(conn, ids)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load)
+
 
 class Loaders:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self.plan_by_id = DataLoader(self._plans)
-        self.payment_method_by_id = DataLoader(self._payment_methods)
-        self.lines_by_order_id = DataLoader(self._lines)
+    def __init__(self, conn: Connection) -> None:
+        self.customers = _loader(conn, customers_by_id)
+        self.orders = _loader(conn, orders_by_id)
+        self.payment_methods = _loader(conn, payment_methods_by_id)
+        self.order_lines: DataLoader[str, list[OrderLineView]] = DataLoader(self._lines(conn))
 
-    async def _plans(self, ids: Sequence[str]) -> list[Plan | None]:
-        async with self._db.read() as session:
-            rows = {p.id: p for p in (await session.exec(select(Plan).where(col(Plan.id).in_(ids)))).all()}
-        return [rows.get(i) for i in ids]
+    @staticmethod
+    def _lines(conn: Connection) -> Callable[[Sequence[str]], Awaitable[list[list[OrderLineView]]]]:
+        async def load(ids: Sequence[str]) -> list[list[OrderLineView]]:
+            found = await lines_by_order_id(conn, ids)
+            return [found.get(i, []) for i in ids]
 
-    async def _payment_methods(self, ids: Sequence[str]) -> list[PaymentMethod | None]:
-        async with self._db.read() as session:
-            query = select(PaymentMethod).where(col(PaymentMethod.id).in_(ids))
-            rows = {m.id: m for m in (await session.exec(query)).all()}
-        return [rows.get(i) for i in ids]
-
-    async def _lines(self, order_ids: Sequence[str]) -> list[list[OrderLine]]:
-        async with self._db.read() as session:
-            query = select(OrderLine).where(col(OrderLine.order_id).in_(order_ids)).order_by(col(OrderLine.position))
-            grouped: dict[str, list[OrderLine]] = defaultdict(list)
-            for line in (await session.exec(query)).all():
-                grouped[line.order_id].append(line)
-        return [grouped[i] for i in order_ids]
+        return load

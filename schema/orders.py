@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import strawberry
 
 from billing.errors import BadUserInput
+from billing.orders import OrderLineView, OrderView
 from billing.quotes import Quote
+from events.log import OrderEventRecord
 from models import BillingInterval, OrderKind, OrderStatus
-from models import Order as OrderRow
-from models import OrderEvent as OrderEventRow
-from models import OrderLine as OrderLineRow
 from schema.billing import PaymentMethod
 from schema.context import Info
 from schema.money import Money
@@ -31,7 +30,7 @@ __all__ = [
 
 
 class _PricedLine(Protocol):
-    """A quoted line (billing.quotes.QuoteLine) or a stored one (models.OrderLine)."""
+    """A quoted line (billing.quotes.QuoteLine) or a stored one (billing.orders.OrderLineView)."""
 
     @property
     def description(self) -> str: ...
@@ -80,57 +79,49 @@ class OrderSummary:
 
 @strawberry.type
 class Order:
-    row: strawberry.Private[OrderRow]
+    id: strawberry.ID
+    kind: OrderKind
+    status: OrderStatus
+    total: Money
+    failure_reason: str | None
+    client_secret: str | None = strawberry.field(
+        description="Set while REQUIRES_ACTION: pass it to Stripe.js to finish 3-D Secure."
+    )
+    created_at: datetime
+    updated_at: datetime
+    view: strawberry.Private[OrderView]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.row.id)
-
-    @strawberry.field
-    def kind(self) -> OrderKind:
-        return OrderKind(self.row.kind)
-
-    @strawberry.field
-    def status(self) -> OrderStatus:
-        return OrderStatus(self.row.status)
-
-    @strawberry.field
-    async def summary(self, info: Info) -> OrderSummary:
-        lines: list[OrderLineRow] = await info.context.loaders.lines_by_order_id.load(self.row.id)
-        currency = self.row.currency
-        return OrderSummary(
-            lines=[OrderLine.of(line, currency) for line in lines],
-            subtotal=Money.of(self.row.subtotal_minor, currency),
-            total=Money.of(self.row.total_minor, currency),
-            billing_interval=BillingInterval(self.row.billing_interval),
+    @classmethod
+    def of(cls, view: OrderView) -> Order:
+        return cls(
+            id=strawberry.ID(view.id),
+            kind=view.kind,
+            status=view.status,
+            total=Money.of(view.total_minor, view.currency),
+            failure_reason=view.failure_reason,
+            client_secret=view.client_secret if view.status is OrderStatus.REQUIRES_ACTION else None,
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            view=view,
         )
 
     @strawberry.field
-    def total(self) -> Money:
-        return Money.of(self.row.total_minor, self.row.currency)
+    async def summary(self, info: Info) -> OrderSummary:
+        lines: list[OrderLineView] = await info.context.loaders.order_lines.load(self.view.id)
+        currency = self.view.currency
+        return OrderSummary(
+            lines=[OrderLine.of(line, currency) for line in lines],
+            subtotal=Money.of(self.view.subtotal_minor, currency),
+            total=self.total,
+            billing_interval=self.view.billing_interval,
+        )
 
     @strawberry.field
     async def payment_method(self, info: Info) -> PaymentMethod | None:
-        if self.row.payment_method_id is None:
+        if self.view.payment_method_id is None:
             return None
-        method = await info.context.loaders.payment_method_by_id.load(self.row.payment_method_id)
+        method = await info.context.loaders.payment_methods.load(self.view.payment_method_id)
         return PaymentMethod.of(method) if method else None
-
-    @strawberry.field
-    def failure_reason(self) -> str | None:
-        return self.row.failure_reason
-
-    @strawberry.field(description="Set while REQUIRES_ACTION: pass it to Stripe.js to finish 3-D Secure.")
-    def client_secret(self) -> str | None:
-        return self.row.client_secret if self.row.status == OrderStatus.REQUIRES_ACTION else None
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
 
 
 @strawberry.type
@@ -162,13 +153,16 @@ class OrderStatusEvent:
     status: OrderStatus
     occurred_at: datetime
     cursor: str
+    # What is computed for this event once and shared by every subscriber
+    # (see subscriptions.multiplex); None when nothing is shared.
+    shared: strawberry.Private[dict[Any, Any] | None] = None
 
     @classmethod
-    def of(cls, event: OrderEventRow, order: OrderRow) -> OrderStatusEvent:
-        assert event.seq is not None
+    def of(cls, event: OrderEventRecord, order: OrderView, shared: dict[Any, Any] | None = None) -> OrderStatusEvent:
         return cls(
-            order=Order(row=order),
-            status=OrderStatus(event.status),
+            order=Order.of(order),
+            status=event.status,
             occurred_at=event.occurred_at,
             cursor=event_cursor(event.seq),
+            shared=shared,
         )

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
 
-from billing.access import require_billing
+from billing.access import plausible_id, require_billing
 from billing.errors import NotFound
-from models import OrderStatus
+from billing.orders import OrderView, orders_by_id
+from events.hub import Delivery
+from events.log import EventFilter, latest_event
 from resolvers.common import caller_and_customer
 from schema.context import Info
 from schema.orders import OrderStatusEvent, decode_event_cursor
-from subscriptions.hub import EventFilter, OrderUpdate
 
 __all__ = ["order_status_changed", "payment_confirmation"]
 
 
-def _as_graphql(update: OrderUpdate) -> OrderStatusEvent:
-    return OrderStatusEvent.of(update.event, update.order)
+async def _as_graphql(info: Info, delivery: Delivery) -> OrderStatusEvent:
+    """The event as the API shows it, with its order: read and built once per
+    delivery, however many subscribers share it."""
+    building: asyncio.Future[OrderStatusEvent] | None = delivery.shared.get(OrderStatusEvent)
+    if building is None:
+        event, db = delivery.event, info.context.db
+
+        async def build() -> OrderStatusEvent:
+            order: OrderView = (await orders_by_id(db, [event.order_id]))[event.order_id]
+            return OrderStatusEvent.of(event, order, delivery.shared)
+
+        building = delivery.shared[OrderStatusEvent] = asyncio.ensure_future(build())
+    # Shielded: one subscriber leaving must not cancel the read the others await.
+    return await asyncio.shield(building)
 
 
 # The resolvers check the caller before returning their stream, so a refusal
@@ -31,10 +45,20 @@ async def payment_confirmation(
     """The order's current status first, then each change; ends after a terminal status."""
     principal, customer = await caller_and_customer(info, acting_customer, billing=True)
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer.id, order_id=order_id)
-    latest = await info.context.hub.latest_update(event_filter) if len(order_id) <= 64 else None
-    if latest is None:
+    if not plausible_id(order_id) or await _latest(info, event_filter) is None:
         raise NotFound("No such order.")
     return _confirmation_stream(info, event_filter)
+
+
+async def _latest(info: Info, event_filter: EventFilter) -> Delivery | None:
+    assert event_filter.customer_id is not None and event_filter.order_id is not None
+    event = await latest_event(
+        info.context.db,
+        partner_id=event_filter.partner_id,
+        customer_id=event_filter.customer_id,
+        order_id=event_filter.order_id,
+    )
+    return Delivery(event) if event else None
 
 
 async def _confirmation_stream(info: Info, event_filter: EventFilter) -> AsyncGenerator[OrderStatusEvent, None]:
@@ -42,14 +66,14 @@ async def _confirmation_stream(info: Info, event_filter: EventFilter) -> AsyncGe
     # Register before reading the current status, so a change committed in
     # between is queued rather than lost.
     async with hub.subscribe(event_filter) as subscriber:
-        latest = await hub.latest_update(event_filter)
+        latest = await _latest(info, event_filter)
         assert latest is not None, "checked by payment_confirmation"
-        yield _as_graphql(latest)
-        if OrderStatus(latest.event.status).is_terminal:
+        yield await _as_graphql(info, latest)
+        if latest.event.status.is_terminal:
             return
-        async for update in subscriber.updates(after=latest.seq):
-            yield _as_graphql(update)
-            if OrderStatus(update.event.status).is_terminal:
+        async for delivery in subscriber.deliveries(after=latest.seq):
+            yield await _as_graphql(info, delivery)
+            if delivery.event.status.is_terminal:
                 return
 
 
@@ -78,5 +102,5 @@ async def _changes_stream(
         if start is None:
             # Live only: everything up to now is history.
             start = await hub.latest_seq()
-        async for update in subscriber.updates(after=start):
-            yield _as_graphql(update)
+        async for delivery in subscriber.deliveries(after=start):
+            yield await _as_graphql(info, delivery)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from schema.root import build_schema
+from gateway.schema import build_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 

@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-25
 
 A database create_all made before this revision existed is adopted by
-``gateway.bootstrap`` (stamped here) rather than created again.
+``migrations.runner`` (stamped here) rather than created again.
 
 Runs on SQLite and PostgreSQL. Spell column types with plain SQLAlchemy
 types (not the models' classes) so this file keeps meaning what it meant.

@@ -242,7 +242,7 @@ def pin_clock(gateway: GatewayServer, moment: datetime) -> None:
 
 
 async def set_period_anchor(gateway: GatewayServer, product_id: str, anchor: datetime) -> None:
-    async with gateway.runtime.db.write() as session:
+    async with gateway.runtime.db.orm(write=True) as session:
         row = await session.get(Product, product_id)
         assert row is not None, product_id
         row.period_anchor = anchor
@@ -250,7 +250,7 @@ async def set_period_anchor(gateway: GatewayServer, product_id: str, anchor: dat
 
 
 async def count_rows(gateway: GatewayServer, model: type[SQLModel], *conditions: Any) -> int:
-    async with gateway.runtime.db.read() as session:
+    async with gateway.runtime.db.orm() as session:
         query = select(func.count()).select_from(model)
         for condition in conditions:
             query = query.where(condition)
@@ -258,7 +258,7 @@ async def count_rows(gateway: GatewayServer, model: type[SQLModel], *conditions:
 
 
 async def rows(gateway: GatewayServer, model: type[SQLModel], *conditions: Any) -> list[Any]:
-    async with gateway.runtime.db.read() as session:
+    async with gateway.runtime.db.orm() as session:
         query = select(model)
         for condition in conditions:
             query = query.where(condition)

@@ -126,7 +126,7 @@ async def test_customers_first_zero_returns_no_edges(gateway: GatewayServer) -> 
 async def test_customers_page_size_defaults_to_20_and_is_capped_at_100(gateway: GatewayServer) -> None:
     # given a partner with 2 + 103 = 105 customers
     tenant = await gateway.tenant()
-    async with gateway.runtime.db.write() as session:
+    async with gateway.runtime.db.orm(write=True) as session:
         for n in range(103):
             await create_customer(session, partner_id=tenant.partner.id, name=f"Zeta Customer {n:03d}")
     client = gateway.client(tenant.tokens["PARTNER_OWNER"])

@@ -731,7 +731,7 @@ async def test_orders_page_size_is_capped_at_100_and_bad_arguments_refused(gatew
     client = gateway.client(tenant.tokens["PARTNER_OWNER"])
     held = await only_product(client, acme.id)
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    async with gateway.runtime.db.write() as session:
+    async with gateway.runtime.db.orm(write=True) as session:
         for n in range(105):
             session.add(
                 Order(

@@ -254,7 +254,7 @@ async def test_a_revoked_token_is_unauthenticated(gateway: GatewayServer) -> Non
     tenant = await gateway.tenant()
     client = gateway.client(tenant.tokens["PARTNER_OWNER"])
     viewer_id = (await client.data(VIEWER))["viewer"]["id"]
-    async with gateway.runtime.db.write() as session:
+    async with gateway.runtime.db.orm(write=True) as session:
         for token in await rows(gateway, ApiToken, ApiToken.user_id == viewer_id):
             token.revoked_at = datetime.now(UTC)
             session.add(token)

@@ -41,7 +41,8 @@ from sqlmodel import col, func, select
 
 from auth.principal import authenticate
 from billing.onboarding import DemoTenant, seed_demo
-from billing.orders import LicensePurchase, _create_order, charge_order, charge_request
+from billing.orders import OrderView
+from billing.purchases import LicensePurchase, NewOrder, charge_order, charge_request, record_order
 from billing.reconcile import reconcile_orders
 from billing.settlement import apply_payment_outcome
 from gateway.bootstrap import prepare_database
@@ -171,25 +172,26 @@ async def open_shop(gateway: GatewayServer, card: str | None = "pm_card_visa") -
     return Shop(gateway, tenant, client, customer_id, product["id"])
 
 
-async def order_left_by_a_crash(shop: Shop, quantity: int, *, charged: bool) -> tuple[Order, PaymentOutcome | None]:
+async def order_left_by_a_crash(shop: Shop, quantity: int, *, charged: bool) -> tuple[OrderView, PaymentOutcome | None]:
     """What a gateway that died mid-payment leaves behind: the order committed
     (PENDING, with its Stripe idempotency key) and, if ``charged``, the charge
     made at Stripe exactly as ``charge_order`` makes it, but never applied."""
     services = shop.gateway.runtime.services
-    principal = await authenticate(shop.db, f"Bearer {shop.token}")
+    conn = shop.db.connection()
+    principal = await authenticate(conn, f"Bearer {shop.token}")
     assert principal is not None
-    order, created = await _create_order(
-        services, principal, shop.customer_id, LicensePurchase(product_id=shop.product_id, quantity=quantity)
+    created = await record_order(
+        services, conn, principal, shop.customer_id, LicensePurchase(product_id=shop.product_id, quantity=quantity)
     )
-    assert created
+    assert isinstance(created, NewOrder)
+    order = created.order
     if not charged:
         return order, None
-    async with shop.db.read() as session:
-        customer = await session.get(Customer, order.customer_id)
-        method = await session.get(PaymentMethod, order.payment_method_id)
-    assert customer is not None and customer.provider_customer_ref and method is not None
+    assert created.customer.provider_customer_ref
     outcome = await services.provider.charge(
-        charge_request(order, provider_customer_ref=customer.provider_customer_ref, method=method)
+        charge_request(
+            created.order, provider_customer_ref=created.customer.provider_customer_ref, method=created.method
+        )
     )
     return order, outcome
 
@@ -198,14 +200,14 @@ async def order_left_by_a_crash(shop: Shop, quantity: int, *, charged: bool) -> 
 
 
 async def licenses(db: Database, product_id: str) -> int:
-    async with db.read() as session:
+    async with db.orm() as session:
         product = await session.get(Product, product_id)
     assert product is not None
     return product.total_licenses
 
 
 async def order_row(db: Database, order_id: str) -> Order:
-    async with db.read() as session:
+    async with db.orm() as session:
         order = await session.get(Order, order_id)
     assert order is not None, order_id
     return order
@@ -213,7 +215,7 @@ async def order_row(db: Database, order_id: str) -> Order:
 
 async def statuses_of(db: Database, order_id: str) -> list[str]:
     """Every status the order took, as its stored events (what subscribers see)."""
-    async with db.read() as session:
+    async with db.orm() as session:
         rows = await session.exec(
             select(OrderEvent.status).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.seq))
         )
@@ -221,24 +223,24 @@ async def statuses_of(db: Database, order_id: str) -> list[str]:
 
 
 async def count_events(db: Database) -> int:
-    async with db.read() as session:
+    async with db.orm() as session:
         return int((await session.exec(select(func.count()).select_from(OrderEvent))).one())
 
 
 async def is_processed(db: Database, event_id: str) -> bool:
-    async with db.read() as session:
+    async with db.orm() as session:
         return await session.get(ProcessedWebhookEvent, event_id) is not None
 
 
 async def stripe_customer_ref(db: Database, customer_id: str) -> str | None:
-    async with db.read() as session:
+    async with db.orm() as session:
         customer = await session.get(Customer, customer_id)
     assert customer is not None
     return customer.provider_customer_ref
 
 
 async def provider_ref(db: Database, payment_method_id: str) -> str:
-    async with db.read() as session:
+    async with db.orm() as session:
         method = await session.get(PaymentMethod, payment_method_id)
     assert method is not None
     return method.provider_ref
@@ -404,7 +406,7 @@ async def test_a_card_declined_when_added_is_not_stored(gateway: GatewayServer, 
     assert codes(payload) == ["CARD_DECLINED"]
     details = await billing_details(shop.client, shop.customer_id)
     assert details["paymentMethods"] == [] and details["primaryPaymentMethod"] is None
-    async with shop.db.read() as session:
+    async with shop.db.orm() as session:
         stored = (await session.exec(select(PaymentMethod).where(PaymentMethod.customer_id == shop.customer_id))).all()
     assert list(stored) == []
     ref = await stripe_customer_ref(shop.db, shop.customer_id)
@@ -457,7 +459,7 @@ async def test_charges_pin_the_api_version_and_send_the_committed_orders_idempot
         async def look_at_the_database(request: ProxiedRequest, _response: httpx.Response) -> None:
             if request.method == "POST" and request.path == "/v1/payment_intents":
                 key = request.headers.get("idempotency-key")
-                async with shop.db.read() as session:
+                async with shop.db.orm() as session:
                     rows = await session.exec(select(Order).where(Order.provider_idempotency_key == key))
                     committed_at_charge.append(rows.first())
 
@@ -799,7 +801,7 @@ async def test_the_webhook_may_settle_before_the_api_response_and_fulfilment_hap
     await delivery_processed(gateway, localstripe, outcome.payment_ref, "payment_intent.succeeded")
     assert (await order_row(shop.db, order.id)).status == "SUCCEEDED"
     # Now the request finishes with the order as it read it (PENDING).
-    finished = await charge_order(gateway.runtime.services, order)
+    finished = await charge_order(gateway.runtime.services, shop.db.connection(), order)
 
     assert finished.status == "SUCCEEDED"
     assert await licenses(shop.db, shop.product_id) == before + 3
@@ -921,7 +923,7 @@ async def test_a_gateway_killed_mid_payment_is_settled_by_reconcile(tmp_path: Pa
                 await asyncio.wait_for(gateway.wait(), 10)
         assert killed and gateway.returncode == -signal.SIGKILL
 
-        async with db.read() as session:
+        async with db.orm() as session:
             [order] = (await session.exec(select(Order).where(Order.customer_id == customer_id))).all()
         assert order.status == "PENDING"
         assert order.provider_idempotency_key == f"pbg-order-{order.id}"
@@ -954,6 +956,7 @@ async def test_the_running_gateways_periodic_pass_settles_unfinished_orders(
         # Stripe had said "processing" and the gateway died before the confirmation.
         await apply_payment_outcome(
             gateway.runtime.services,
+            shop.db.connection(),
             PaymentOutcome(processing_outcome.payment_ref, processing.id, PaymentStatus.PROCESSING),
         )
         uncharged, _ = await order_left_by_a_crash(shop, 4, charged=False)

@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel, select
 
 from cli.main import _parser, cmd_migrate
-from gateway.bootstrap import alembic_config, current_revision, head_revision, migrate, prepare_database
+from gateway.bootstrap import prepare_database
+from migrations.runner import alembic_config, current_revision, head_revision, migrate
 from models import Partner, Plan
 from models.database import Database
 from tests.support.processes import REPO_ROOT
@@ -55,12 +56,12 @@ def _differences(connection: Connection) -> list[Any]:
 
 
 async def _run(db: Database, fn: Any) -> Any:
-    async with db.engine.connect() as connection:
+    async with db.engine().connect() as connection:
         return await connection.run_sync(fn)
 
 
 async def _version_rows(db: Database) -> list[str]:
-    async with db.engine.connect() as connection:
+    async with db.engine().connect() as connection:
         return list((await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars())
 
 
@@ -90,7 +91,7 @@ async def test_downgrade_to_base_and_up_again(empty_db: Database) -> None:
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
 
-    async with empty_db.write() as session:
+    async with empty_db.orm(write=True) as session:
         await (await session.connection()).run_sync(downgrade)
     assert await _run(empty_db, _tables) == {"alembic_version"}
     assert await migrate(empty_db) == head_revision()
@@ -100,21 +101,21 @@ async def test_downgrade_to_base_and_up_again(empty_db: Database) -> None:
 async def test_prepare_database_migrates_and_fills_the_catalogue_once(empty_db: Database) -> None:
     await prepare_database(empty_db)
     await prepare_database(empty_db)
-    async with empty_db.read() as session:
+    async with empty_db.orm() as session:
         plans = (await session.exec(select(func.count()).select_from(Plan))).one()
     assert plans == 6
 
 
 async def test_a_database_made_by_create_all_is_adopted_with_its_data(empty_db: Database) -> None:
-    async with empty_db.engine.begin() as connection:
+    async with empty_db.engine(write=True).begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all)
-    async with empty_db.write() as session:
+    async with empty_db.orm(write=True) as session:
         session.add(Partner(id="ptn_legacy", name="Made before migrations"))
 
     await prepare_database(empty_db)
 
     assert await current_revision(empty_db) == head_revision()
-    async with empty_db.read() as session:
+    async with empty_db.orm() as session:
         assert (await session.get(Partner, "ptn_legacy")) is not None
     assert await _run(empty_db, _differences) == []
 
@@ -130,7 +131,7 @@ async def test_instances_starting_at_once_migrate_once(empty_db: Database) -> No
     finally:
         await asyncio.gather(*(db.dispose() for db in instances))
     assert await _version_rows(empty_db) == [head_revision()]
-    async with empty_db.read() as session:
+    async with empty_db.orm() as session:
         assert (await session.exec(select(func.count()).select_from(Plan))).one() == 6
 
 

@@ -39,10 +39,10 @@ async def gateway(pg_url: str, pg_db: Database) -> AsyncIterator[GatewayServer]:
     succeeded, and on a loaded machine 50 ms does not always leave time."""
     await prepare_database(pg_db)
     tables = ", ".join(name for name in SQLModel.metadata.tables if name != "plans")
-    async with pg_db.engine.begin() as connection:
+    async with pg_db.engine(write=True).begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     async with serve_gateway(pg_settings(pg_url, sandbox_confirm_delay_ms=150)) as server:
-        assert server.runtime.db.engine.dialect.name == "postgresql"
+        assert server.runtime.db.engine().dialect.name == "postgresql"
         yield server
 
 

@@ -18,9 +18,9 @@ import pytest
 from redis import asyncio as aioredis
 from sqlmodel import col, select
 
+from events.hub import CHANNEL
 from models import OrderEvent
 from models.database import Database
-from subscriptions.hub import CHANNEL
 from tests.scale.helpers import CHANGES, Buyer, Received, buy, eventually, new_buyer, until_succeeded, warm_up
 from tests.support.processes import GatewayProcess, PrivateRedis, running_gateways
 
@@ -46,7 +46,7 @@ async def _listeners(redis_url: str) -> int:
 
 
 async def _stored_events(db: Database, buyer: Buyer) -> list[tuple[str, str]]:
-    async with db.read() as session:
+    async with db.orm() as session:
         query = select(OrderEvent).where(OrderEvent.customer_id == buyer.customer_id)
         rows = await session.exec(query.order_by(col(OrderEvent.seq)))
         return [(e.order_id, e.status) for e in rows.all()]

@@ -21,9 +21,9 @@ from redis import asyncio as aioredis
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from events.hub import CHANNEL
 from models import Order, OrderEvent, OrderStatus, SandboxPayment
 from models.database import Database
-from subscriptions.hub import CHANNEL
 from tests.scale.helpers import (
     BUY,
     CHANGES,
@@ -119,7 +119,7 @@ async def test_a_confirmation_placed_on_a_reaches_b_within_a_second_and_no_other
         with pytest.raises(TimeoutError):
             await watcher.receive(timeout=0.2)
 
-    async with pg_db.read() as session:
+    async with pg_db.orm() as session:
         query = select(OrderEvent).where(col(OrderEvent.order_id).in_([order["id"] for order in orders]))
         stored = (await session.exec(query.order_by(col(OrderEvent.seq)))).all()
     # B delivered every stored event of those orders, in order, once each, and nothing else.
@@ -174,7 +174,7 @@ async def test_concurrent_purchases_over_both_instances_are_exact(
         statuses: Counter[str] = Counter()
 
         async def all_settled() -> bool:
-            async with pg_db.read() as session:
+            async with pg_db.orm() as session:
                 query = select(Order.status).where(Order.customer_id == buyer.customer_id)
                 statuses.clear()
                 statuses.update((await session.exec(query)).all())
@@ -183,7 +183,7 @@ async def test_concurrent_purchases_over_both_instances_are_exact(
         await eventually(all_settled, lambda: f"{PURCHASES} orders settled (statuses: {statuses})", timeout=30)
         after = await total_licenses(on_b, buyer)
 
-    async with pg_db.read() as session:
+    async with pg_db.orm() as session:
         orders = (await session.exec(select(Order).where(Order.customer_id == buyer.customer_id))).all()
         payments = (await session.exec(select(SandboxPayment).where(col(SandboxPayment.order_id).in_(order_ids)))).all()
         events = (

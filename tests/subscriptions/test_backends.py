@@ -29,7 +29,7 @@ from broadcaster._backends.memory import MemoryBackend
 from broadcaster._base import Subscriber
 from redis import asyncio as aioredis
 
-from subscriptions.backends import (
+from events.backends import (
     RECONNECTED,
     BackendTimings,
     BroadcastUnavailable,

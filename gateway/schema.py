@@ -1,4 +1,6 @@
-"""The root schema, composed from the per-domain resolvers."""
+"""The root schema: the GraphQL types, the resolvers and the subscription
+streams composed into one ``strawberry.Schema``. It lives above all three so
+each of them only ever imports downwards."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from schema.payloads import OrderPayload, PaymentMethodPayload
 from schema.tenancy import CustomerConnection, Viewer
 from settings import Settings
 from subscriptions import streams
+from subscriptions.multiplex import MultiplexingExecutor
 
 __all__ = ["Mutation", "Query", "Subscription", "build_schema"]
 
@@ -85,4 +88,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         subscription=Subscription,
         extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Tokens, ParserCache, query_limits],
         config=StrawberryConfig(disable_field_suggestions=False),
+        execution_context_class=MultiplexingExecutor,
     )
