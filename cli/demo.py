@@ -66,7 +66,7 @@ def port_problem(host: str, port: int) -> str | None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            other = 8001 if port == 8000 else 8000
+            other = port + 1 if port < 65535 else 8000
             change = f"PORT={other} scripts/demo, or partner-billing demo --port {other}"
             if exc.errno == errno.EADDRINUSE:
                 return f"port {port} on {host} is already in use (another gateway?); choose another: {change}"

@@ -222,7 +222,7 @@ async def test_demo_on_a_busy_port_says_how_to_change_it_before_seeding(tmp_path
         assert result.stdout == ""  # no tokens printed for a gateway that never starts
         assert result.stderr.strip().splitlines() == [
             f"partner-billing: port {port} on 127.0.0.1 is already in use (another gateway?); "
-            "choose another: PORT=8000 scripts/demo, or partner-billing demo --port 8000"
+            f"choose another: PORT={port + 1} scripts/demo, or partner-billing demo --port {port + 1}"
         ], result.stderr
     assert partners(database) == 1
     assert not other_database.exists()  # nothing was created before the check
