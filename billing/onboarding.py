@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import select
@@ -15,7 +15,15 @@ from models import BillingInterval, Customer, Partner, PartnerRole, Plan, Produc
 from models.base import utcnow
 from models.database import Database
 
-__all__ = ["DemoTenant", "create_customer", "create_partner", "create_token", "create_user", "seed_demo"]
+__all__ = [
+    "DemoTenant",
+    "create_customer",
+    "create_partner",
+    "create_token",
+    "create_user",
+    "demo_email",
+    "seed_demo",
+]
 
 
 async def create_partner(session: AsyncSession, *, name: str) -> Partner:
@@ -86,6 +94,7 @@ class DemoTenant:
     partner: Partner
     customers: list[Customer]
     tokens: dict[str, str]
+    products: list[Product] = field(default_factory=list)  # not in as_json(): API.md fixes its shape
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -95,16 +104,20 @@ class DemoTenant:
         }
 
 
-async def seed_demo(db: Database) -> DemoTenant:
-    """A new demo partner: two customers with a product each, one user per role."""
-    suffix = secrets.token_hex(3)
+async def seed_demo(db: Database, *, suffix: str | None = None) -> DemoTenant:
+    """A new demo partner: two customers with a product each, one user per role.
+
+    Named ``Demo MSP <suffix>`` with users ``<role>@demo-<suffix>.example``;
+    the suffix is random unless given (``billing.demo`` gives a fixed one).
+    """
+    suffix = secrets.token_hex(3) if suffix is None else suffix
     now = utcnow()
     async with db.orm(write=True) as session:
         partner = await create_partner(session, name=f"Demo MSP {suffix}")
         acme = await create_customer(session, partner_id=partner.id, name="Acme Dental")
         globex = await create_customer(session, partner_id=partner.id, name="Globex Logistics")
         await session.flush()
-        await create_product(
+        acme_product = await create_product(
             session,
             customer_id=acme.id,
             plan_id="plan_backup_professional",
@@ -113,7 +126,7 @@ async def seed_demo(db: Database) -> DemoTenant:
             assigned=7,
             anchor=now - timedelta(days=10),
         )
-        await create_product(
+        globex_product = await create_product(
             session,
             customer_id=globex.id,
             plan_id="plan_backup_essentials",
@@ -124,8 +137,12 @@ async def seed_demo(db: Database) -> DemoTenant:
         )
         tokens: dict[str, str] = {}
         for role in PartnerRole:
-            local = role.value.lower().replace("partner_", "").replace("_", "-")
-            user = await create_user(session, partner_id=partner.id, email=f"{local}@demo-{suffix}.example", role=role)
+            user = await create_user(session, partner_id=partner.id, email=demo_email(role, suffix), role=role)
             await session.flush()
             tokens[role.value] = await issue_token(session, user_id=user.id, label="seed-demo")
-    return DemoTenant(partner=partner, customers=[acme, globex], tokens=tokens)
+    return DemoTenant(partner=partner, customers=[acme, globex], tokens=tokens, products=[acme_product, globex_product])
+
+
+def demo_email(role: PartnerRole, suffix: str) -> str:
+    local = role.value.lower().replace("partner_", "").replace("_", "-")
+    return f"{local}@demo-{suffix}.example"

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from billing import onboarding
+from billing.demo import open_demo
 from billing.errors import GatewayError
+from cli.demo import describe, port_problem
 from models import PartnerRole
 from models.database import Database
 from settings import Settings, SettingsError, load_settings
@@ -20,6 +22,10 @@ from settings import Settings, SettingsError, load_settings
 __all__ = ["main"]
 
 SCHEMA_FILE = "schema.graphql"
+
+
+class CommandError(Exception):
+    """The command cannot do what was asked; the message says what to change."""
 
 
 def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
@@ -43,11 +49,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> None:
         if args.json:
             print(json.dumps(tenant.as_json()))
             return
-        print(f"Partner {tenant.partner.name} ({tenant.partner.id})")
-        for customer in tenant.customers:
-            print(f"  customer {customer.name}: {customer.id}")
-        for role, token in tenant.tokens.items():
-            print(f"  {role}: {token}")
+        print(describe(tenant))
 
     asyncio.run(_with_db(settings, work))
 
@@ -140,13 +142,19 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
     asyncio.run(_with_db(settings, work))
 
 
+def _address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    host = args.host if args.host is not None else settings.host
+    return host, args.port if args.port is not None else settings.port
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    host, port = _address(args, settings)
     uvicorn.run(
         "gateway.asgi:app",
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         workers=settings.web_concurrency,
         ws_per_message_deflate=False,  # ~64 KB per connection otherwise
         log_level=settings.log_level.lower(),
@@ -155,21 +163,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
-    """Seed a demo partner, say how to sign in, and serve."""
+    """Open (or create once) the demo partner, say how to sign in, and serve."""
+    host, port = _address(args, settings)
+    # Before touching the database: a busy port would otherwise print tokens
+    # for a gateway that never starts.
+    problem = port_problem(host, port)
+    if problem:
+        raise CommandError(problem)
 
     async def work(db: Database) -> None:
-        tenant = await onboarding.seed_demo(db)
-        host, port = args.host or settings.host, args.port or settings.port
-        owner = tenant.tokens["PARTNER_OWNER"]
+        tenant, reused = await open_demo(db)
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
+        url = f"http://{shown_host}:{port}/graphql"
         print(
-            "\nPartner Billing Gateway demo\n"
-            f"  GraphiQL:  http://{host}:{port}/graphql\n"
-            f"  Partner:   {tenant.partner.name}\n"
-            + "".join(f"  Customer:  {c.name}  id {c.id}\n" for c in tenant.customers)
-            + "".join(f"  {role:<22} {token}\n" for role, token in tenant.tokens.items())
-            + "\nIn GraphiQL open the Headers tab and paste:\n"
-            f'  {{"Authorization": "Bearer {owner}"}}\n'
-            'then run the queries in README.md ("A first session").\n',
+            f"\nPartner Billing Gateway demo: {url}\n" + describe(tenant, graphiql_url=url, reused=reused) + "\n",
             flush=True,
         )
 
@@ -177,39 +185,66 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     cmd_serve(args, settings)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partner-billing", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="partner-billing",
+        description="Run and administer a gateway on DATABASE_URL.",
+        epilog="Configuration is environment variables: see docs/deploy.md (Environment).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do:")
 
     def command(
-        name: str, handler: Callable[[argparse.Namespace, Settings], None], help: str
+        name: str, handler: Callable[[argparse.Namespace, Settings], None], help: str, *, json: bool = True
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(handler=handler)
-        sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.set_defaults(handler=handler, json=False)
+        if json:
+            sub.add_argument("--json", action="store_true", help="print JSON instead of text")
         return sub
 
     for name, handler, help_text in (
         ("serve", cmd_serve, "run the gateway (HOST, PORT, WEB_CONCURRENCY)"),
-        ("demo", cmd_demo, "seed a demo partner, print its tokens, and run the gateway"),
+        (
+            "demo",
+            cmd_demo,
+            "run the gateway with a demo partner (made once, reused later): print its ids, fresh tokens "
+            "and GraphiQL's Headers and Variables",
+        ),
     ):
-        sub = command(name, handler, help_text)
-        sub.add_argument("--host")
-        sub.add_argument("--port", type=int)
+        sub = command(name, handler, help_text, json=False)  # they serve; nothing to print as JSON
+        sub.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+        sub.add_argument("--port", type=_port, help="port to listen on (default: PORT, else 8000)")
     command("init-db", cmd_init_db, "create or update the database schema and catalogue")
     command("migrate", cmd_migrate, "migrate the database schema to the latest revision (release step)")
-    command("seed-demo", cmd_seed_demo, "create a demo partner with customers, products and one token per role")
-    command("create-partner", cmd_create_partner, "create a partner").add_argument("name")
+    command(
+        "seed-demo",
+        cmd_seed_demo,
+        "create a new demo partner with two customers, a product each and one token per role, "
+        "and print their ids and GraphiQL's Headers and Variables",
+    )
+    command("create-partner", cmd_create_partner, "create a partner").add_argument(
+        "name", help="the partner's name, as its staff see it"
+    )
     sub = command("create-customer", cmd_create_customer, "create a customer of a partner")
-    sub.add_argument("--partner", required=True)
-    sub.add_argument("name")
+    sub.add_argument("--partner", required=True, help="the partner's id (ptn_…)")
+    sub.add_argument("name", help="the customer's name")
     sub = command("create-user", cmd_create_user, "create a partner user and print their first token")
-    sub.add_argument("--partner", required=True)
-    sub.add_argument("--email", required=True)
-    sub.add_argument("--role", required=True, choices=[r.value for r in PartnerRole])
+    sub.add_argument("--partner", required=True, help="the partner's id (ptn_…)")
+    sub.add_argument("--email", required=True, help="the user's email address (unique; stored in lower case)")
+    sub.add_argument("--role", required=True, choices=[r.value for r in PartnerRole], help="what the user may do")
     sub = command("create-token", cmd_create_token, "issue another API token for a user (shown once)")
-    sub.add_argument("--user", required=True)
-    sub.add_argument("--label", default="")
+    sub.add_argument("--user", required=True, help="the user's id (usr_…)")
+    sub.add_argument("--label", default="", help="a note to recognise the token by later, e.g. 'ci'")
     sub = command("export-schema", cmd_export_schema, "print or write the GraphQL SDL")
     sub.add_argument(
         "--output", "-o", default="-", help=f"file to write (default: stdout; the repo keeps {SCHEMA_FILE})"
@@ -230,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except GatewayError as exc:
         print(f"partner-billing: {exc.message}", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        print(f"partner-billing: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -36,12 +36,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from broadcaster import BroadcastBackend, Event
-from broadcaster._backends.memory import MemoryBackend
 from redis import asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from events.memory import InProcessBackend
 
 __all__ = [
     "RECONNECTED",
@@ -542,7 +543,7 @@ def make_broadcast_backend(url: str) -> BroadcastBackend:
     """The backend for ``BROADCAST_URL``; raises ValueError for unknown schemes."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
-        return MemoryBackend(url)
+        return InProcessBackend(url)
     if scheme in ("redis", "rediss"):
         return ResilientRedisBackend(url)
     if scheme in ("postgres", "postgresql"):
@@ -560,7 +561,7 @@ async def backend_healthy(backend: BroadcastBackend) -> bool:
     this instance hears rings) and answer ``ping`` (so it can ring others);
     any other backend cannot be checked and reports unhealthy.
     """
-    if isinstance(backend, MemoryBackend):
+    if isinstance(backend, InProcessBackend):
         return True
     if isinstance(backend, _ResilientBackend):
         return backend.is_listening and await backend.ping()

@@ -1,17 +1,35 @@
 """Gateway configuration, read once from the environment.
 
 Every knob of ``API.md`` ("Running" and "Limits") lives here, so the rest of
-the code never reads ``os.environ`` itself.
+the code never reads ``os.environ`` itself. Each field of :class:`Settings` is
+the environment variable of the same name in upper case, parsed and checked
+by ``pydantic-settings``; docs/deploy.md's "Environment" table documents every
+one of them (``tests/test_settings.py`` fails when a field is missing there).
+
+Adding a setting: add a typed field with a default, constrain it (``Field(ge=…)``
+or a validator), and add its row to the table. A list read from a
+comma-separated variable needs ``Annotated[list[str], NoDecode]`` and a
+``mode="before"`` validator that splits the text, as ``rate_limit`` does for
+its own syntax (pydantic-settings would otherwise expect JSON).
+
+``Settings(...)`` built with keyword arguments is exactly those arguments and
+the defaults (tests rely on it); only :func:`load_settings` reads the process
+environment.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+import pydantic_settings
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from settings.urls import normalize_broadcast_url, normalize_database_url
 
 __all__ = ["RateLimit", "Settings", "SettingsError", "load_settings", "parse_origins"]
 
@@ -36,38 +54,111 @@ class RateLimit:
         return cls(requests=int(match.group(1)), per_seconds=seconds)
 
 
-def _default_database_url() -> str:
-    return f"sqlite+aiosqlite:///{Path('data') / 'gateway.sqlite3'}"
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = field(default_factory=_default_database_url)
-    broadcast_url: str = "memory://"
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",  # a misspelt keyword argument is an error, not a silent default
+        case_sensitive=False,
+        env_ignore_empty=True,  # `PORT=` means "the default", as it always has
+        validate_default=True,
+    )
+
+    # Fields holding credentials (or URLs that may embed them) are kept out
+    # of repr() and out of error messages: settings objects end up in logs.
+    database_url: str = Field(default=f"sqlite+aiosqlite:///{Path('data') / 'gateway.sqlite3'}", repr=False)
+    broadcast_url: str = Field(default="memory://", repr=False)
     payment_provider: str = "sandbox"
-    stripe_api_key: str | None = None
+    stripe_api_key: str | None = Field(default=None, repr=False)
     stripe_api_base: str | None = None
-    stripe_webhook_secret: str | None = None
+    stripe_webhook_secret: str | None = Field(default=None, repr=False)
     host: str = "127.0.0.1"
-    port: int = 8000
-    web_concurrency: int = 1
-    rate_limit: RateLimit | None = RateLimit(600, 60.0)
-    sandbox_confirm_delay_ms: int = 300
-    max_body_bytes: int = 256 * 1024
-    max_query_depth: int = 12
-    max_aliases: int = 50
-    max_fields: int = 1000
+    port: int = Field(default=8000, ge=1, le=65535)
+    web_concurrency: int = 1  # its lower bound is check()'s, with the reason
+    # NoDecode: the variable is "600/minute" or "off", not JSON.
+    rate_limit: Annotated[RateLimit | None, NoDecode] = RateLimit(600, 60.0)
+    sandbox_confirm_delay_ms: int = Field(default=300, ge=0)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1)
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=50, ge=0)
+    max_fields: int = Field(default=1000, ge=1)
     introspection: bool = True
-    max_tokens: int = 2000
-    max_page_size: int = 100
-    reconcile_interval_s: float = 60.0
-    event_poll_interval_s: float = 2.0
-    subscriber_queue_size: int = 1000
+    max_tokens: int = Field(default=2000, ge=1)
+    max_page_size: int = Field(default=100, ge=1)
+    reconcile_interval_s: float = Field(default=60.0, ge=0)
+    event_poll_interval_s: float = Field(default=2.0, gt=0)
+    subscriber_queue_size: int = Field(default=1000, ge=1)
     log_level: str = "INFO"
     # Browser origins (``scheme://host[:port]``) whose pages may call the API
     # (CORS) and open its WebSocket; the gateway's own pages always may.
-    allowed_origins: tuple[str, ...] = ()
-    graphiql: bool = True
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    graphiql: Annotated[bool, NoDecode] = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments only: load_settings() hands over the environment
+        # explicitly, so a test's Settings(...) never picks up the shell's.
+        return (init_settings,)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("broadcast_url")
+    @classmethod
+    def _broadcast_url(cls, value: str) -> str:
+        return normalize_broadcast_url(value)
+
+    @field_validator("payment_provider")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _rate_limit(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return RateLimit.parse(value)
+            except SettingsError:
+                raise ValueError("must look like '600/minute', '10/second', '5000/hour' or 'off'") from None
+        return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        return parse_origins(value) if isinstance(value, str) else value
+
+    @field_validator("graphiql", mode="before")
+    @classmethod
+    def _graphiql(cls, value: object) -> object:
+        # Unlike pydantic's booleans, a misspelt switch is an error.
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in {"on", "true", "1", "yes"}:
+                return True
+            if word in {"off", "false", "0", "no"}:
+                return False
+            raise ValueError("must be 'on' or 'off'")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return level
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,27 +179,6 @@ class Settings:
                 "WEB_CONCURRENCY > 1 needs a shared BROADCAST_URL (redis://… or postgres://…): "
                 "with memory:// a subscriber would miss events confirmed by another worker"
             )
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in {"on", "true", "1", "yes"}:
-        return True
-    if raw in {"off", "false", "0", "no"}:
-        return False
-    raise SettingsError(f"{name} must be 'on' or 'off', got {raw!r}")
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -148,32 +218,27 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from ``env`` (default: the process environment)."""
-    env = os.environ if env is None else env
-    defaults = Settings()
-    settings = Settings(
-        database_url=env.get("DATABASE_URL") or defaults.database_url,
-        broadcast_url=env.get("BROADCAST_URL") or defaults.broadcast_url,
-        payment_provider=(env.get("PAYMENT_PROVIDER") or defaults.payment_provider).lower(),
-        stripe_api_key=env.get("STRIPE_API_KEY") or None,
-        stripe_api_base=env.get("STRIPE_API_BASE") or None,
-        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
-        host=env.get("HOST") or defaults.host,
-        port=_int(env, "PORT", defaults.port),
-        web_concurrency=_int(env, "WEB_CONCURRENCY", defaults.web_concurrency),
-        rate_limit=RateLimit.parse(env.get("RATE_LIMIT") or "600/minute"),
-        sandbox_confirm_delay_ms=max(0, _int(env, "SANDBOX_CONFIRM_DELAY_MS", 300)),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes),
-        max_query_depth=_int(env, "MAX_QUERY_DEPTH", defaults.max_query_depth),
-        max_aliases=_int(env, "MAX_ALIASES", defaults.max_aliases),
-        max_tokens=_int(env, "MAX_TOKENS", defaults.max_tokens),
-        max_fields=_int(env, "MAX_FIELDS", defaults.max_fields),
-        introspection=(env.get("INTROSPECTION") or "on").strip().lower() not in {"off", "false", "0"},
-        reconcile_interval_s=float(_int(env, "RECONCILE_INTERVAL_S", 60)),
-        log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
-        allowed_origins=parse_origins(env.get("ALLOWED_ORIGINS") or ""),
-        graphiql=_switch(env, "GRAPHIQL", defaults.graphiql),
-    )
+def _describe(exc: ValidationError) -> str:
+    """One line naming each bad variable; never a traceback, never a secret."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        info = Settings.model_fields.get(field)
+        if info is not None and info.repr:
+            message += f", got {error['input']!r}"
+        problems.append(f"{field.upper()}: {message}")
+    return "; ".join(problems)
+
+
+def load_settings() -> Settings:
+    """Build :class:`Settings` from the process environment, refusing unsafe ones."""
+    try:
+        values: dict[str, Any] = EnvSettingsSource(Settings)()
+        settings = Settings(**values)
+    except pydantic_settings.SettingsError as exc:  # a value the source itself could not decode
+        raise SettingsError(str(exc)) from None
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
     settings.check()
     return settings

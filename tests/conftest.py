@@ -22,6 +22,14 @@ def sqlite_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A process environment with none of the gateway's variables set."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[GatewayServer]:
     async with serve_gateway(sqlite_settings(tmp_path)) as server:
         yield server

@@ -226,7 +226,15 @@ async def test_administration_errors_are_clear_messages_without_tracebacks(tmp_p
             cli(db("e"), "create-user", "--partner", "p", "--email", "a@b.example", "--role", "ROOT"),
             "invalid choice",
         ),
-        "bad configuration": (cli(db("f"), "seed-demo", "--json", RATE_LIMIT="lots"), "configuration error"),
+        "bad configuration": (
+            cli(db("f"), "seed-demo", "--json", RATE_LIMIT="lots"),
+            "partner-billing: configuration error: RATE_LIMIT: must look like '600/minute'",
+        ),
+        "unsupported database": (
+            cli(db("g"), "seed-demo", "--json", DATABASE_URL="mysql://root:hunter2@db/app"),
+            "partner-billing: configuration error: DATABASE_URL: unsupported scheme 'mysql'; "
+            "use sqlite+aiosqlite:///path/to/file.sqlite3 or postgresql+asyncpg://",
+        ),
     }
 
     results = await asyncio.gather(*(run for run, _ in cases.values()))
@@ -236,6 +244,9 @@ async def test_administration_errors_are_clear_messages_without_tracebacks(tmp_p
         assert result.stdout == "", label
         assert message in result.stderr, (label, result.stderr)
         assert "Traceback" not in result.stderr, (label, result.stderr)
+        assert "hunter2" not in result.stderr, label
+        if not result.stderr.startswith("usage:"):  # argparse's own errors come with the usage lines
+            assert len(result.stderr.strip().splitlines()) == 1, (label, result.stderr)
 
 
 async def test_a_duplicate_email_is_a_clear_error(tmp_path: Path) -> None:

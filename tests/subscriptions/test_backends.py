@@ -21,12 +21,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 import pytest
 from broadcaster import Broadcast, BroadcastBackend, Event
-from broadcaster._backends.memory import MemoryBackend
-from broadcaster._base import Subscriber
 from redis import asyncio as aioredis
 
 from events.backends import (
@@ -39,6 +38,7 @@ from events.backends import (
     backend_healthy,
     make_broadcast_backend,
 )
+from events.memory import InProcessBackend
 from tests.support.services import require_redis, unavailable
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -162,6 +162,12 @@ async def gateway_instance(backend: BroadcastBackend) -> AsyncIterator[Broadcast
             await broadcast.disconnect()  # re-raises if broadcaster's listener died
 
 
+class Subscriber(Protocol):
+    """What ``Broadcast.subscribe`` yields (broadcaster keeps its class private)."""
+
+    async def get(self) -> Event: ...
+
+
 async def next_event(subscriber: Subscriber) -> Event:
     return await asyncio.wait_for(subscriber.get(), WAIT)
 
@@ -194,7 +200,7 @@ def listener_alive(broadcast: Broadcast) -> bool:
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
-        ("memory://", MemoryBackend),
+        ("memory://", InProcessBackend),
         ("redis://localhost:6379/0", ResilientRedisBackend),
         ("rediss://user:pw@example.com:6380/1", ResilientRedisBackend),
         ("postgres://postgres@localhost/test", ResilientPostgresBackend),
@@ -222,6 +228,22 @@ async def test_memory_backend_rings_and_is_always_healthy() -> None:
         await broadcast.publish("orders", "7")
         assert await next_event(rings) == Event("orders", "7")
     assert await backend_healthy(backend)
+
+
+async def test_memory_backend_is_bounded_and_skips_unsubscribed_channels() -> None:
+    backend = InProcessBackend("memory://", max_pending=2)
+    await backend.connect()
+    await backend.subscribe("orders")
+    await backend.publish("elsewhere", "0")  # nobody listens: not kept
+    for seq in ("1", "2", "3"):  # the third finds the inbox full and is dropped
+        await backend.publish("orders", seq)
+    assert await asyncio.wait_for(backend.next_published(), WAIT) == Event("orders", "1")
+    assert await asyncio.wait_for(backend.next_published(), WAIT) == Event("orders", "2")
+    await backend.publish("orders", "4")
+    await backend.unsubscribe("orders")  # rings already queued for it are not handed out
+    await backend.subscribe("later")
+    await backend.publish("later", "6")
+    assert await asyncio.wait_for(backend.next_published(), WAIT) == Event("later", "6")
 
 
 async def test_unknown_backends_are_not_reported_healthy() -> None:
