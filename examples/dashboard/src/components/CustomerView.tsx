@@ -83,6 +83,7 @@ function CustomerBilling(props: BillingProps) {
             catalog={props.catalog}
             paymentMethods={billing.paymentMethods}
             onOrder={orders.addOrder}
+            statusOf={(id) => orders.rows.find((row) => row.order.id === id)?.status}
           />
         ) : (
           <p>Loading…</p>

@@ -21,12 +21,12 @@ export function OrdersPanel({ rows }: { rows: readonly OrderRow[] }) {
       <tbody>
         {rows.map(({ order, status, trail }) => (
           <tr key={order.id} data-testid="order-row" data-order-id={order.id} data-status={status}>
-            <td>{formatDateTime(order.createdAt)}</td>
+            <td className="nowrap">{formatDateTime(order.createdAt)}</td>
             <td>
               {ORDER_KIND_LABELS[order.kind]}: {order.summary.lines[0]?.description ?? ""}
             </td>
-            <td className="numeric">{formatMoney(order.total)}</td>
-            <td>{order.paymentMethod ? describeCard(order.paymentMethod) : "—"}</td>
+            <td className="numeric nowrap">{formatMoney(order.total)}</td>
+            <td className="nowrap">{order.paymentMethod ? describeCard(order.paymentMethod) : "—"}</td>
             <td>
               <span className={`status status-${status}`} data-testid="order-status">
                 {STATUS_LABELS[status]}

@@ -16,13 +16,14 @@ import type {
   CatalogPlan,
   Order,
   OrderPayload,
+  OrderStatus,
   OrderSummary,
   PaymentMethod,
   Product,
   UpgradeStorageInput,
   UserError,
 } from "../api/types";
-import { describeCard, formatMoney } from "../format";
+import { STATUS_LABELS, describeCard, formatMoney } from "../format";
 import { newIdempotencyKey } from "../payments/idempotency";
 import { useSession } from "../session";
 import { ProblemNotice, UserErrorList } from "./Notice";
@@ -45,11 +46,13 @@ interface Props {
   catalog: readonly CatalogPlan[];
   paymentMethods: readonly PaymentMethod[];
   onOrder(order: Order): void;
+  /** An order's status as the live list knows it now. */
+  statusOf(orderId: string): OrderStatus | undefined;
 }
 
 const MAX_QUANTITY = 10_000;
 
-export function PurchasePanel({ customerId, products, catalog, paymentMethods, onOrder }: Props) {
+export function PurchasePanel({ customerId, products, catalog, paymentMethods, onOrder, statusOf }: Props) {
   const { endpoints } = useSession();
   const client = useClient();
   const [tab, setTab] = useState<"licenses" | "storage">("licenses");
@@ -149,8 +152,10 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
         ) : (
           <div className="outcome" data-testid="purchase-outcome">
             {outcome.order && (
-              <p>
-                Order placed; its status is under <a href="#orders">Orders</a>.
+              <p data-testid="purchase-order" data-order-id={outcome.order.id}>
+                Order status:{" "}
+                <strong>{STATUS_LABELS[statusOf(outcome.order.id) ?? outcome.order.status]}</strong> (live under{" "}
+                <a href="#orders">Orders</a>).
               </p>
             )}
             <UserErrorList errors={outcome.userErrors} />
