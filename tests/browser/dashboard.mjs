@@ -1,0 +1,268 @@
+// The example dashboard (examples/dashboard) as a partner's staff use it, on
+// its own origin against a real gateway: a bad token and a partner admin are
+// told why they cannot go on; an owner adds cards, reviews an order summary,
+// pays, and watches the order turn SUCCEEDED live; a declined card shows its
+// reason; 3-D Secure is completed from the page; the live list resumes after
+// its socket drops, from the last event it saw (`after:`); a 4401 close signs
+// the page out.
+//
+// The page's WebSocket goes through page.routeWebSocket, a pass-through
+// proxy that lets this script drop the socket, refuse reconnects for a
+// while, and read what crossed it.
+//
+// Input (argv[2], JSON): url (the dashboard), gatewayUrl, allowedOrigins,
+// tokens {owner, admin}, customerId, customerName, screenshotPath, and optionally
+// screenshotDir (where to save the README's screenshots).
+import { join } from "node:path";
+
+import { scenario } from "./lib/chromium.mjs";
+
+/** The live socket, proxied: drop it, keep it down, and see what it carried. */
+class LiveSocketProxy {
+  constructor() {
+    this.offline = false;
+    this.current = null;
+    this.subscribes = []; // variables of each orderStatusChanged subscribe the page sent
+    this.lastCursor = null; // cursor of the last orderStatusChanged event the page received
+    this.frames = []; // every server message, as text
+  }
+
+  async install(page) {
+    await page.routeWebSocket(/\/graphql$/, (ws) => {
+      if (this.offline) {
+        ws.close({ code: 1013, reason: "test: gateway unreachable" });
+        return;
+      }
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const parsed = JSON.parse(String(message));
+        if (parsed.type === "subscribe" && parsed.payload.operationName === "OrderStatusChanged") {
+          this.subscribes.push(parsed.payload.variables);
+        }
+        server.send(message);
+      });
+      server.onMessage((message) => {
+        const text = String(message);
+        this.frames.push(text);
+        const event = JSON.parse(text).payload?.data?.orderStatusChanged;
+        if (event) this.lastCursor = event.cursor;
+        ws.send(message);
+      });
+      this.current = ws;
+    });
+  }
+
+  /** Close the page's socket as a restarting gateway would. */
+  drop(code = 1012, reason = "test: connection dropped") {
+    this.current.close({ code, reason });
+    this.current = null;
+  }
+}
+
+async function graphql(input, query, variables) {
+  const response = await fetch(`${input.gatewayUrl}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${input.tokens.owner}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data;
+}
+
+/** Until the gateway says the order is `status`. Polled: this Node script has
+ * no WebSocket client of its own, and the page's socket is the one kept down. */
+async function gatewaySays(input, customerId, orderId, status, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const data = await graphql(input, "query($c: ID!, $o: ID!) { order(actingCustomer: $c, id: $o) { status } }", {
+      c: customerId,
+      o: orderId,
+    });
+    if (data.order.status === status) return;
+    if (Date.now() > deadline) throw new Error(`order ${orderId} still ${data.order.status} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+await scenario(async ({ input, openPage, step }) => {
+  const page = await openPage();
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const live = new LiveSocketProxy();
+  await live.install(page);
+
+  const shots = [];
+  async function screenshot(name, locator = null) {
+    if (!input.screenshotDir) return;
+    const path = join(input.screenshotDir, `dashboard-${name}.png`);
+    await (locator ?? page).screenshot({ path, ...(locator ? {} : { fullPage: true }), animations: "disabled" });
+    shots.push(path);
+  }
+
+  const problem = page.getByTestId("problem");
+  const productCell = (column) => page.getByTestId("product-row").first().locator(`[data-column=${column}]`);
+  const orderRow = (id) => page.locator(`[data-testid=order-row][data-order-id="${id}"]`);
+
+  async function signIn(token) {
+    await page.getByTestId("gateway-url").fill(input.gatewayUrl);
+    await page.getByTestId("token").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+  }
+
+  async function addCard(token, last4) {
+    await page.getByTestId("test-card").selectOption(token);
+    await page.getByTestId("make-primary").check();
+    await page.getByRole("button", { name: "Add card" }).click();
+    await page.locator(`[data-testid=payment-method][data-last4="${last4}"][data-primary=true]`).waitFor();
+  }
+
+  /** Review `quantity` licenses, pay, and return the order's id and the summary total shown. */
+  async function buyLicenses(quantity) {
+    const newOrder = page.getByRole("button", { name: "New order" });
+    if (await newOrder.isVisible()) await newOrder.click();
+    await page.getByTestId("quantity").fill(String(quantity));
+    await page.getByTestId("review").click();
+    const total = await page.getByTestId("summary-total").innerText();
+    const payLabel = await page.getByTestId("pay").innerText();
+    await page.getByTestId("pay").click();
+    const placed = page.getByTestId("purchase-order");
+    await placed.waitFor();
+    return { orderId: await placed.getAttribute("data-order-id"), total, payLabel };
+  }
+
+  await step("open the dashboard", () => page.goto(input.url));
+
+  const badToken = await step("a bad token is rejected", async () => {
+    await signIn(`pbg_${"x".repeat(43)}`);
+    await problem.waitFor();
+    return { code: await problem.getAttribute("data-code"), text: await problem.innerText() };
+  });
+
+  const admin = await step("a partner admin sees products but not billing", async () => {
+    await signIn(input.tokens.admin);
+    await page.getByTestId("customer").selectOption({ label: input.customerName });
+    await page.getByTestId("products-table").waitFor();
+    const refusal = page.locator("[data-testid=billing-forbidden] [data-testid=problem]");
+    await refusal.waitFor();
+    const result = {
+      products: await page.getByTestId("product-row").count(),
+      code: await refusal.getAttribute("data-code"),
+      text: await refusal.innerText(),
+      buyPanels: await page.getByTestId("buy").count(),
+    };
+    await page.getByRole("button", { name: "Sign out" }).click();
+    return result;
+  });
+
+  const before = await step("sign in as the owner and pick the customer", async () => {
+    await signIn(input.tokens.owner);
+    await page.getByTestId("customer").selectOption({ label: input.customerName });
+    await page.locator("[data-testid=connection][data-phase=live]").waitFor();
+    return { total: Number(await productCell("total").innerText()), available: Number(await productCell("available").innerText()) };
+  });
+
+  await step("add pm_card_visa as the primary card", () => addCard("pm_card_visa", "4242"));
+
+  const purchase = await step("review two licenses, pay, and watch the order turn SUCCEEDED live", async () => {
+    await page.getByTestId("quantity").fill("2");
+    await page.getByTestId("review").click();
+    await page.getByTestId("summary-total").waitFor();
+    await screenshot("summary", page.getByTestId("buy"));
+    const total = await page.getByTestId("summary-total").innerText();
+    await page.getByTestId("pay").click();
+    const placed = page.getByTestId("purchase-order");
+    await placed.waitFor();
+    const orderId = await placed.getAttribute("data-order-id");
+    // With the sandbox's confirmation delay, the order is seen in flight first.
+    const firstSeen = await orderRow(orderId).getAttribute("data-status");
+    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
+    await page.waitForFunction(
+      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
+      ["[data-testid=product-row] [data-column=total]", String(before.total + 2)],
+    );
+    return {
+      orderId,
+      total,
+      firstSeen,
+      trail: await orderRow(orderId).getByTestId("order-trail").innerText(),
+      productTotal: Number(await productCell("total").innerText()),
+      productAvailable: Number(await productCell("available").innerText()),
+      succeededOverSocket: live.frames.some((f) => f.includes(orderId) && f.includes('"status":"SUCCEEDED"')),
+    };
+  });
+
+  const declined = await step("a card whose charges fail shows the decline reason", async () => {
+    await addCard("pm_card_chargeCustomerFail", "0341");
+    const { orderId } = await buyLicenses(1);
+    const userError = page.locator("[data-testid=purchase-outcome] [data-testid=user-errors] li");
+    await userError.waitFor();
+    await orderRow(orderId).getByTestId("failure-reason").waitFor();
+    await screenshot("declined", page.getByTestId("buy"));
+    return {
+      orderId,
+      code: await userError.getAttribute("data-code"),
+      message: await userError.innerText(),
+      status: await orderRow(orderId).getAttribute("data-status"),
+      failureReason: await orderRow(orderId).getByTestId("failure-reason").innerText(),
+      productTotal: Number(await productCell("total").innerText()),
+    };
+  });
+
+  const secure = await step("a 3-D Secure order is completed from the page", async () => {
+    await addCard("pm_card_authenticationRequired", "3155");
+    const { orderId } = await buyLicenses(1);
+    const complete = orderRow(orderId).getByRole("button", { name: "Complete authentication" });
+    await complete.waitFor();
+    const challenged = await orderRow(orderId).getAttribute("data-status");
+    await screenshot("3ds", page.getByTestId("orders"));
+    await complete.click();
+    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
+    await page.waitForFunction(
+      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
+      ["[data-testid=product-row] [data-column=total]", String(before.total + 3)],
+    );
+    return { orderId, challenged, productTotal: Number(await productCell("total").innerText()) };
+  });
+
+  const resumed = await step("after the socket drops, the live list resumes from the last event", async () => {
+    // Back to the card that succeeds.
+    await page
+      .locator('[data-testid=payment-method][data-last4="4242"]')
+      .getByRole("button", { name: "Make primary" })
+      .click();
+    await page.locator('[data-testid=payment-method][data-last4="4242"][data-primary=true]').waitFor();
+    const cursorBeforeDrop = live.lastCursor;
+    const subscribesBefore = live.subscribes.length;
+    live.offline = true;
+    live.drop();
+    await page.locator("[data-testid=connection][data-phase=reconnecting]").waitFor();
+    // Bought while the page cannot hear the gateway: it settles unseen.
+    const { orderId } = await buyLicenses(1);
+    await gatewaySays(input, input.customerId, orderId, "SUCCEEDED");
+    const statusWhileOffline = await orderRow(orderId).getAttribute("data-status");
+    live.offline = false;
+    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor({ timeout: 30000 });
+    await page.locator("[data-testid=connection][data-phase=live]").waitFor();
+    await page.waitForFunction(
+      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
+      ["[data-testid=product-row] [data-column=total]", String(before.total + 4)],
+    );
+    await screenshot("overview");
+    return {
+      orderId,
+      cursorBeforeDrop,
+      statusWhileOffline,
+      resubscribed: live.subscribes.slice(subscribesBefore),
+      productTotal: Number(await productCell("total").innerText()),
+    };
+  });
+
+  const rejected = await step("a 4401 close signs the page out: token rejected", async () => {
+    live.drop(4401, "Unauthorized");
+    const notice = page.getByTestId("session-notice");
+    await notice.waitFor();
+    return { text: await notice.innerText(), tokenField: await page.getByTestId("token").inputValue() };
+  });
+
+  return { badToken, admin, before, purchase, declined, secure, resumed, rejected, shots };
+});
