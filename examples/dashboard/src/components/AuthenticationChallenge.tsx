@@ -48,7 +48,7 @@ export function AuthenticationChallenge({ clientSecret }: Props) {
           className="primary"
           disabled={busy}
           onClick={() =>
-            void run(async () => (await import("../payments/stripe")).handleNextAction(publishableKey, clientSecret))
+            void run(async () => (await import("../payments/stripe")).authenticatePayment(publishableKey, clientSecret))
           }
         >
           Authenticate with the bank
