@@ -125,7 +125,8 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
     gap = result["resumed"]
     assert gap["statusWhileOffline"] in {"PENDING", "PROCESSING"}
     assert gap["cursorBeforeDrop"] is not None
-    assert gap["resubscribed"] and gap["resubscribed"][0]["after"] == gap["cursorBeforeDrop"]
+    # Once, with after: graphql-ws's own retry of the old subscription (no after) never went out.
+    assert [variables["after"] for variables in gap["resubscribed"]] == [gap["cursorBeforeDrop"]]
     assert resumed["status"] == "SUCCEEDED"
     assert gap["productTotal"] == after["totalLicenses"] == product["totalLicenses"] + 4
 
