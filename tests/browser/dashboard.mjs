@@ -11,7 +11,7 @@
 // while, and read what crossed it.
 //
 // Input (argv[2], JSON): url (the dashboard), gatewayUrl, allowedOrigins,
-// tokens {owner, admin}, customerId, customerName, screenshotPath, and optionally
+// tokens {owner, admin}, customerId, customerName, storagePlanId, screenshotPath, and optionally
 // screenshotDir (where to save the README's screenshots).
 import { join } from "node:path";
 
@@ -85,7 +85,7 @@ async function gatewaySays(input, customerId, orderId, status, timeoutMs = 15000
   }
 }
 
-await scenario(async ({ input, openPage, step }) => {
+await scenario(async ({ input, openPage, step, violations }) => {
   const page = await openPage();
   await page.setViewportSize({ width: 1280, height: 900 });
   const live = new LiveSocketProxy();
@@ -247,7 +247,6 @@ await scenario(async ({ input, openPage, step }) => {
       ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
       ["[data-testid=product-row] [data-column=total]", String(before.total + 4)],
     );
-    await screenshot("overview");
     return {
       orderId,
       cursorBeforeDrop,
@@ -257,6 +256,83 @@ await scenario(async ({ input, openPage, step }) => {
     };
   });
 
+  const storage = await step("add a cloud-storage plan, billed yearly", async () => {
+    await page.getByRole("button", { name: "New order" }).click();
+    await page.getByRole("tab", { name: "Cloud storage" }).click();
+    await page.getByLabel("Yearly").check();
+    await page.getByTestId("storage-plan").selectOption(input.storagePlanId);
+    await page.getByTestId("storage-licenses").fill("2");
+    await page.getByTestId("review").click();
+    const total = await page.getByTestId("summary-total").innerText();
+    const billing = await page.locator("[data-testid=order-summary] tr.total td").first().innerText();
+    await page.getByTestId("pay").click();
+    const placed = page.getByTestId("purchase-order");
+    await placed.waitFor();
+    const orderId = await placed.getAttribute("data-order-id");
+    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
+    const row = page.getByTestId("product-row").filter({ hasText: "GB" });
+    await row.waitFor();
+    await screenshot("overview");
+    return {
+      orderId,
+      total,
+      billing,
+      product: {
+        interval: await row.locator("[data-column=interval]").innerText(),
+        total: Number(await row.locator("[data-column=total]").innerText()),
+        storage: await row.locator("[data-column=storage]").innerText(),
+      },
+    };
+  });
+
+  const lostAnswer = await step("a lost answer: Retry payment sends the same key, and charges once", async () => {
+    await page.getByRole("button", { name: "New order" }).click();
+    await page.getByRole("tab", { name: "Buy licenses" }).click();
+    await page.getByTestId("quantity").fill("1");
+    await page.getByTestId("review").click();
+    await page.getByTestId("summary-total").waitFor();
+    // The first BuyLicenses reaches the gateway, which acts; its answer is lost.
+    const keys = [];
+    let lost = false;
+    await page.route(`${input.gatewayUrl}/graphql`, async (route) => {
+      const body = route.request().postDataJSON();
+      if (body?.operationName !== "BuyLicenses") return route.fallback();
+      keys.push(body.variables.input.idempotencyKey);
+      if (lost) return route.fallback();
+      lost = true;
+      await route.fetch();
+      return route.abort("connectionreset");
+    });
+    // Chromium logs the reset request: that one console error is this step's doing.
+    const resetLogged = page.waitForEvent("console", (m) => m.type() === "error" && m.text().includes("ERR_CONNECTION_RESET"));
+    await page.getByTestId("pay").click();
+    const networkProblem = page.locator("[data-testid=purchase] [data-testid=problem]");
+    await networkProblem.waitFor();
+    const problemText = await networkProblem.innerText();
+    const logged = (await resetLogged).text();
+    violations.consoleErrors.splice(violations.consoleErrors.indexOf(logged), 1);
+    const retryLabel = await page.getByTestId("pay").innerText();
+    await page.getByTestId("pay").click();
+    const placed = page.getByTestId("purchase-order");
+    await placed.waitFor();
+    const orderId = await placed.getAttribute("data-order-id");
+    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
+    await page.unroute(`${input.gatewayUrl}/graphql`);
+    await page.waitForFunction(
+      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
+      ["[data-testid=product-row] [data-column=total]", String(before.total + 5)],
+    );
+    return { orderId, keys, problemText, retryLabel, productTotal: Number(await productCell("total").innerText()) };
+  });
+
+  const removed = await step("remove a card", async () => {
+    const card = page.locator('[data-testid=payment-method][data-last4="0341"]');
+    await card.getByRole("button", { name: "Remove" }).click();
+    await card.getByRole("button", { name: "Yes, remove" }).click();
+    await card.waitFor({ state: "detached" });
+    return { cards: await page.getByTestId("payment-method").evaluateAll((els) => els.map((e) => e.dataset.last4)) };
+  });
+
   const rejected = await step("a 4401 close signs the page out: token rejected", async () => {
     live.drop(4401, "Unauthorized");
     const notice = page.getByTestId("session-notice");
@@ -264,5 +340,5 @@ await scenario(async ({ input, openPage, step }) => {
     return { text: await notice.innerText(), tokenField: await page.getByTestId("token").inputValue() };
   });
 
-  return { badToken, admin, before, purchase, declined, secure, resumed, rejected, shots };
+  return { badToken, admin, before, purchase, declined, secure, resumed, storage, lostAnswer, removed, rejected, shots };
 });

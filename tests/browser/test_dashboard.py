@@ -19,10 +19,19 @@ from tests.support.browser import require_browser, run_scenario
 from tests.support.dashboard import build_dashboard, require_dashboard_packages, serve_static
 from tests.support.gateway import serve_gateway
 
-PRODUCTS = "query($c: ID!) { products(actingCustomer: $c) { id totalLicenses availableLicenses } }"
+PRODUCTS = """query($c: ID!) {
+  products(actingCustomer: $c) { id plan { id } billingInterval totalLicenses availableLicenses storageGb }
+}"""
 SUMMARY = """query($c: ID!, $p: ID!, $q: Int!) {
   licensePurchaseSummary(actingCustomer: $c, input: {productId: $p, quantity: $q}) { total { amount currency } }
 }"""
+STORAGE_SUMMARY = """query($c: ID!, $p: ID!) {
+  storageUpgradeSummary(actingCustomer: $c, input: {planId: $p, licenses: 2, billingInterval: YEARLY}) {
+    total { amount currency }
+  }
+}"""
+ORDERS = "query($c: ID!) { orders(actingCustomer: $c, first: 50) { edges { node { id } } } }"
+STORAGE_PLAN = "plan_storage_250gb"
 ORDER = "query($c: ID!, $o: ID!) { order(actingCustomer: $c, id: $o) { status total { amount currency } } }"
 # Long enough to see an order in flight on screen and to buy while the page's
 # socket is down; short enough to keep the test quick.
@@ -64,6 +73,7 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
         customer = tenant.customers[0]
         product = (await owner.data(PRODUCTS, {"c": customer.id}))["products"][0]
         quote = await owner.data(SUMMARY, {"c": customer.id, "p": product["id"], "q": 2})
+        storage_quote = await owner.data(STORAGE_SUMMARY, {"c": customer.id, "p": STORAGE_PLAN})
 
         report = await run_scenario(
             "dashboard.mjs",
@@ -74,6 +84,7 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
                 "tokens": {"owner": tenant.tokens["PARTNER_OWNER"], "admin": tenant.tokens["PARTNER_ADMIN"]},
                 "customerId": customer.id,
                 "customerName": customer.name,
+                "storagePlanId": STORAGE_PLAN,
                 "screenshotPath": str(tmp_path / "dashboard.png"),
                 **screenshots,
             },
@@ -84,10 +95,12 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
             found: dict[str, Any] = (await owner.data(ORDER, {"c": customer.id, "o": order_id}))["order"]
             return found
 
-        first, declined, secure, resumed = [
-            await order(result[name]["orderId"]) for name in ("purchase", "declined", "secure", "resumed")
+        first, declined, secure, resumed, storage, retried = [
+            await order(result[name]["orderId"])
+            for name in ("purchase", "declined", "secure", "resumed", "storage", "lostAnswer")
         ]
-        after = (await owner.data(PRODUCTS, {"c": customer.id}))["products"][0]
+        products = {p["plan"]["id"]: p for p in (await owner.data(PRODUCTS, {"c": customer.id}))["products"]}
+        orders = (await owner.data(ORDERS, {"c": customer.id}))["orders"]["edges"]
 
     # A bad token and a partner admin are told why, on screen.
     assert result["badToken"]["code"] == "UNAUTHENTICATED"
@@ -128,7 +141,30 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
     # Once, with after: graphql-ws's own retry of the old subscription (no after) never went out.
     assert [variables["after"] for variables in gap["resubscribed"]] == [gap["cursorBeforeDrop"]]
     assert resumed["status"] == "SUCCEEDED"
-    assert gap["productTotal"] == after["totalLicenses"] == product["totalLicenses"] + 4
+    assert gap["productTotal"] == product["totalLicenses"] + 4
+
+    # A storage plan, yearly: the summary shown is the API's, and the product appears.
+    assert (
+        result["storage"]["total"] == money(storage_quote["storageUpgradeSummary"]["total"]) == money(storage["total"])
+    )
+    assert "yearly" in result["storage"]["billing"]
+    assert storage["status"] == "SUCCEEDED"
+    held = products[STORAGE_PLAN]
+    assert held["billingInterval"] == "YEARLY" and held["totalLicenses"] == 2
+    assert result["storage"]["product"] == {"interval": "Yearly", "total": 2, "storage": f"{held['storageGb']} GB"}
+
+    # The answer to Pay was lost after the gateway charged: the page said so,
+    # Retry payment sent the same key, and the gateway returned the same order.
+    lost = result["lostAnswer"]
+    assert "Cannot reach the gateway" in lost["problemText"]
+    assert lost["retryLabel"] == "Retry payment"
+    assert len(lost["keys"]) == 2 and lost["keys"][0] == lost["keys"][1]
+    assert retried["status"] == "SUCCEEDED"
+    assert lost["productTotal"] == products[product["plan"]["id"]]["totalLicenses"] == product["totalLicenses"] + 5
+    # Six orders in all: the retry charged nothing twice.
+    assert len(orders) == 6
+
+    assert sorted(result["removed"]["cards"]) == ["3155", "4242"]
 
     # The gateway closing the socket with 4401 ends the session on screen.
     assert "Token rejected" in result["rejected"]["text"]
