@@ -334,4 +334,3 @@ export const ORDER_STATUS_CHANGED = gql<
   }
   ${ORDER_FIELDS}
 `;
-

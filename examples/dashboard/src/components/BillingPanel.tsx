@@ -35,7 +35,8 @@ export function BillingPanel({ customerId, billing, onChanged }: Props) {
       return;
     }
     const data = result.data;
-    const payload = data && ("setPrimaryPaymentMethod" in data ? data.setPrimaryPaymentMethod : data.removePaymentMethod);
+    const payload =
+      data && ("setPrimaryPaymentMethod" in data ? data.setPrimaryPaymentMethod : data.removePaymentMethod);
     setUserErrors(payload?.userErrors ?? []);
     onChanged();
   }
@@ -85,11 +86,7 @@ export function BillingPanel({ customerId, billing, onChanged }: Props) {
       )}
       <ProblemNotice problem={problem} />
       <UserErrorList errors={userErrors} />
-      <AddPaymentMethod
-        customerId={customerId}
-        hasCards={billing.paymentMethods.length > 0}
-        onAdded={onChanged}
-      />
+      <AddPaymentMethod customerId={customerId} hasCards={billing.paymentMethods.length > 0} onAdded={onChanged} />
     </>
   );
 }

@@ -33,8 +33,8 @@ export function CustomerView({ customerId }: { customerId: string }) {
         // One clear notice rather than the same refusal from every billing panel.
         <Panel title="Billing" testId="billing-forbidden">
           <p className="notice notice-error" role="alert" data-testid="problem" data-code="FORBIDDEN">
-            Billing details, orders and purchases are not available to your role ({viewer.role}): ask a partner owner
-            or a finance admin. The gateway said: {forbidden.message}
+            Billing details, orders and purchases are not available to your role ({viewer.role}): ask a partner owner or
+            a finance admin. The gateway said: {forbidden.message}
           </p>
         </Panel>
       ) : (

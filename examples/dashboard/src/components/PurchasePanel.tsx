@@ -3,12 +3,7 @@
 import { type FormEvent, useState } from "react";
 import { useClient, useMutation } from "urql";
 
-import {
-  BUY_LICENSES,
-  LICENSE_PURCHASE_SUMMARY,
-  STORAGE_UPGRADE_SUMMARY,
-  UPGRADE_STORAGE,
-} from "../api/documents";
+import { BUY_LICENSES, LICENSE_PURCHASE_SUMMARY, STORAGE_UPGRADE_SUMMARY, UPGRADE_STORAGE } from "../api/documents";
 import { type Problem, describeError } from "../api/errors";
 import type {
   BillingInterval,
@@ -90,11 +85,19 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
     const result =
       wanted.kind === "licenses"
         ? await client
-            .query(LICENSE_PURCHASE_SUMMARY, { customer: customerId, input: wanted.input }, { requestPolicy: "network-only" })
+            .query(
+              LICENSE_PURCHASE_SUMMARY,
+              { customer: customerId, input: wanted.input },
+              { requestPolicy: "network-only" },
+            )
             .toPromise()
             .then((r) => ({ error: r.error, summary: r.data?.licensePurchaseSummary }))
         : await client
-            .query(STORAGE_UPGRADE_SUMMARY, { customer: customerId, input: wanted.input }, { requestPolicy: "network-only" })
+            .query(
+              STORAGE_UPGRADE_SUMMARY,
+              { customer: customerId, input: wanted.input },
+              { requestPolicy: "network-only" },
+            )
             .toPromise()
             .then((r) => ({ error: r.error, summary: r.data?.storageUpgradeSummary }));
     setReviewing(false);
@@ -111,11 +114,17 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
     let payload: OrderPayload | undefined;
     let error;
     if (current.purchase.kind === "licenses") {
-      const result = await buyLicenses({ customer: customerId, input: { ...current.purchase.input, idempotencyKey: key } });
+      const result = await buyLicenses({
+        customer: customerId,
+        input: { ...current.purchase.input, idempotencyKey: key },
+      });
       payload = result.data?.buyLicenses;
       error = result.error;
     } else {
-      const result = await upgradeStorage({ customer: customerId, input: { ...current.purchase.input, idempotencyKey: key } });
+      const result = await upgradeStorage({
+        customer: customerId,
+        input: { ...current.purchase.input, idempotencyKey: key },
+      });
       payload = result.data?.upgradeStorage;
       error = result.error;
     }
@@ -142,7 +151,13 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
         <OrderSummaryView summary={attempt.summary} />
         {outcome === null ? (
           <div className="actions">
-            <button type="button" className="primary" data-testid="pay" disabled={paying} onClick={() => void pay(attempt)}>
+            <button
+              type="button"
+              className="primary"
+              data-testid="pay"
+              disabled={paying}
+              onClick={() => void pay(attempt)}
+            >
               {paying ? "Paying…" : problem ? "Retry payment" : `Pay ${formatMoney(attempt.summary.total)}`}
             </button>
             <button type="button" disabled={paying} onClick={startOver}>
@@ -153,9 +168,8 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
           <div className="outcome" data-testid="purchase-outcome">
             {outcome.order && (
               <p data-testid="purchase-order" data-order-id={outcome.order.id}>
-                Order status:{" "}
-                <strong>{STATUS_LABELS[statusOf(outcome.order.id) ?? outcome.order.status]}</strong> (live under{" "}
-                <a href="#orders">Orders</a>).
+                Order status: <strong>{STATUS_LABELS[statusOf(outcome.order.id) ?? outcome.order.status]}</strong> (live
+                under <a href="#orders">Orders</a>).
               </p>
             )}
             <UserErrorList errors={outcome.userErrors} />
@@ -224,8 +238,9 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
             <select data-testid="storage-plan" value={planId} onChange={(e) => setPlanId(e.target.value)}>
               {storagePlans.map((plan) => (
                 <option key={plan.id} value={plan.id}>
-                  {plan.name}: {plan.storageGb} GB per license, {formatMoney(interval === "YEARLY" ? plan.yearly : plan.monthly)}{" "}
-                  per license {interval === "YEARLY" ? "a year" : "a month"}
+                  {plan.name}: {plan.storageGb} GB per license,{" "}
+                  {formatMoney(interval === "YEARLY" ? plan.yearly : plan.monthly)} per license{" "}
+                  {interval === "YEARLY" ? "a year" : "a month"}
                 </option>
               ))}
             </select>

@@ -88,9 +88,7 @@ export function SignIn({ onSignedIn, onTokenRejected, notice }: Props) {
           onChange={(e) => setToken(e.target.value)}
         />
       </label>
-      <p className="hint">
-        The token stays in this tab's memory only: reloading or closing the tab signs you out.
-      </p>
+      <p className="hint">The token stays in this tab's memory only: reloading or closing the tab signs you out.</p>
       <button type="submit" disabled={busy}>
         {busy ? "Checking…" : "Sign in"}
       </button>

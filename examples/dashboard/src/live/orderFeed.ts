@@ -44,7 +44,8 @@ function problemOf(error: unknown): FeedProblem {
   }
   if (typeof error === "object" && error !== null && "code" in error) {
     const { code, reason } = error as { code: unknown; reason?: unknown };
-    if (code === 4401) return { code: "UNAUTHENTICATED", message: "The gateway closed the live connection: token rejected." };
+    if (code === 4401)
+      return { code: "UNAUTHENTICATED", message: "The gateway closed the live connection: token rejected." };
     return { code: "UNKNOWN", message: `The live connection closed (${String(code)} ${String(reason ?? "")}).` };
   }
   return { code: "NETWORK", message: "The live connection failed." };

@@ -25,8 +25,11 @@ export function useLiveOrders(customerId: string, onEvent: (event: OrderStatusEv
   const client = useClient();
   const [rows, setRows] = useState<OrderRows>(new Map());
   const [problem, setProblem] = useState<Problem | null>(null);
+  // The feed lives as long as the customer is shown; it calls the newest callback.
   const onEventRef = useRef(onEvent);
-  onEventRef.current = onEvent;
+  useEffect(() => {
+    onEventRef.current = onEvent;
+  });
 
   const load = useCallback(async () => {
     const result = await client
