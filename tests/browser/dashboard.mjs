@@ -158,7 +158,10 @@ await scenario(async ({ input, openPage, step, violations }) => {
     await signIn(input.tokens.owner);
     await page.getByTestId("customer").selectOption({ label: input.customerName });
     await page.locator("[data-testid=connection][data-phase=live]").waitFor();
-    return { total: Number(await productCell("total").innerText()), available: Number(await productCell("available").innerText()) };
+    return {
+      total: Number(await productCell("total").innerText()),
+      available: Number(await productCell("available").innerText()),
+    };
   });
 
   await step("add pm_card_visa as the primary card", () => addCard("pm_card_visa", "4242"));
@@ -304,7 +307,10 @@ await scenario(async ({ input, openPage, step, violations }) => {
       return route.abort("connectionreset");
     });
     // Chromium logs the reset request: that one console error is this step's doing.
-    const resetLogged = page.waitForEvent("console", (m) => m.type() === "error" && m.text().includes("ERR_CONNECTION_RESET"));
+    const resetLogged = page.waitForEvent(
+      "console",
+      (message) => message.type() === "error" && message.text().includes("ERR_CONNECTION_RESET"),
+    );
     await page.getByTestId("pay").click();
     const networkProblem = page.locator("[data-testid=purchase] [data-testid=problem]");
     await networkProblem.waitFor();
@@ -340,5 +346,6 @@ await scenario(async ({ input, openPage, step, violations }) => {
     return { text: await notice.innerText(), tokenField: await page.getByTestId("token").inputValue() };
   });
 
-  return { badToken, admin, before, purchase, declined, secure, resumed, storage, lostAnswer, removed, rejected, shots };
+  const steps = { badToken, admin, before, purchase, declined, secure, resumed };
+  return { ...steps, storage, lostAnswer, removed, rejected, shots };
 });
