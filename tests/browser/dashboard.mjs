@@ -116,19 +116,38 @@ await scenario(async ({ input, openPage, step, violations }) => {
     await page.locator(`[data-testid=payment-method][data-last4="${last4}"][data-primary=true]`).waitFor();
   }
 
-  /** Review `quantity` licenses, pay, and return the order's id and the summary total shown. */
-  async function buyLicenses(quantity) {
-    const newOrder = page.getByRole("button", { name: "New order" });
-    if (await newOrder.isVisible()) await newOrder.click();
-    await page.getByTestId("quantity").fill(String(quantity));
-    await page.getByTestId("review").click();
-    const total = await page.getByTestId("summary-total").innerText();
-    const payLabel = await page.getByTestId("pay").innerText();
+  /** Start a new order form if the last attempt's outcome is still shown. */
+  async function newOrder() {
+    const button = page.getByRole("button", { name: "New order" });
+    if (await button.isVisible()) await button.click();
+  }
+
+  /** Pay for the reviewed order; the id of the order placed. */
+  async function pay() {
     await page.getByTestId("pay").click();
     const placed = page.getByTestId("purchase-order");
     await placed.waitFor();
-    return { orderId: await placed.getAttribute("data-order-id"), total, payLabel };
+    return placed.getAttribute("data-order-id");
   }
+
+  /** Review `quantity` licenses and pay; the order's id. */
+  async function buyLicenses(quantity) {
+    await newOrder();
+    await page.getByTestId("quantity").fill(String(quantity));
+    await page.getByTestId("review").click();
+    await page.getByTestId("summary-total").waitFor();
+    return pay();
+  }
+
+  const succeeded = (orderId, options = {}) =>
+    orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor(options);
+
+  /** Until the first product's total licenses read `count` on screen. */
+  const licensesShown = (count) =>
+    page.waitForFunction(
+      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
+      ["[data-testid=product-row] [data-column=total]", String(count)],
+    );
 
   await step("open the dashboard", () => page.goto(input.url));
 
@@ -172,17 +191,11 @@ await scenario(async ({ input, openPage, step, violations }) => {
     await page.getByTestId("summary-total").waitFor();
     await screenshot("summary", page.getByTestId("buy"));
     const total = await page.getByTestId("summary-total").innerText();
-    await page.getByTestId("pay").click();
-    const placed = page.getByTestId("purchase-order");
-    await placed.waitFor();
-    const orderId = await placed.getAttribute("data-order-id");
+    const orderId = await pay();
     // With the sandbox's confirmation delay, the order is seen in flight first.
     const firstSeen = await orderRow(orderId).getAttribute("data-status");
-    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
-    await page.waitForFunction(
-      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
-      ["[data-testid=product-row] [data-column=total]", String(before.total + 2)],
-    );
+    await succeeded(orderId);
+    await licensesShown(before.total + 2);
     return {
       orderId,
       total,
@@ -196,7 +209,7 @@ await scenario(async ({ input, openPage, step, violations }) => {
 
   const declined = await step("a card whose charges fail shows the decline reason", async () => {
     await addCard("pm_card_chargeCustomerFail", "0341");
-    const { orderId } = await buyLicenses(1);
+    const orderId = await buyLicenses(1);
     const userError = page.locator("[data-testid=purchase-outcome] [data-testid=user-errors] li");
     await userError.waitFor();
     await orderRow(orderId).getByTestId("failure-reason").waitFor();
@@ -213,17 +226,14 @@ await scenario(async ({ input, openPage, step, violations }) => {
 
   const secure = await step("a 3-D Secure order is completed from the page", async () => {
     await addCard("pm_card_authenticationRequired", "3155");
-    const { orderId } = await buyLicenses(1);
+    const orderId = await buyLicenses(1);
     const complete = orderRow(orderId).getByRole("button", { name: "Complete authentication" });
     await complete.waitFor();
     const challenged = await orderRow(orderId).getAttribute("data-status");
     await screenshot("3ds", page.getByTestId("orders"));
     await complete.click();
-    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
-    await page.waitForFunction(
-      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
-      ["[data-testid=product-row] [data-column=total]", String(before.total + 3)],
-    );
+    await succeeded(orderId);
+    await licensesShown(before.total + 3);
     return { orderId, challenged, productTotal: Number(await productCell("total").innerText()) };
   });
 
@@ -240,16 +250,13 @@ await scenario(async ({ input, openPage, step, violations }) => {
     live.drop();
     await page.locator("[data-testid=connection][data-phase=reconnecting]").waitFor();
     // Bought while the page cannot hear the gateway: it settles unseen.
-    const { orderId } = await buyLicenses(1);
+    const orderId = await buyLicenses(1);
     await gatewaySays(input, input.customerId, orderId, "SUCCEEDED");
     const statusWhileOffline = await orderRow(orderId).getAttribute("data-status");
     live.offline = false;
-    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor({ timeout: 30000 });
+    await succeeded(orderId, { timeout: 30000 }); // the reconnect's backoff, then the replay
     await page.locator("[data-testid=connection][data-phase=live]").waitFor();
-    await page.waitForFunction(
-      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
-      ["[data-testid=product-row] [data-column=total]", String(before.total + 4)],
-    );
+    await licensesShown(before.total + 4);
     return {
       orderId,
       cursorBeforeDrop,
@@ -260,7 +267,7 @@ await scenario(async ({ input, openPage, step, violations }) => {
   });
 
   const storage = await step("add a cloud-storage plan, billed yearly", async () => {
-    await page.getByRole("button", { name: "New order" }).click();
+    await newOrder();
     await page.getByRole("tab", { name: "Cloud storage" }).click();
     await page.getByLabel("Yearly").check();
     await page.getByTestId("storage-plan").selectOption(input.storagePlanId);
@@ -268,11 +275,8 @@ await scenario(async ({ input, openPage, step, violations }) => {
     await page.getByTestId("review").click();
     const total = await page.getByTestId("summary-total").innerText();
     const billing = await page.locator("[data-testid=order-summary] tr.total td").first().innerText();
-    await page.getByTestId("pay").click();
-    const placed = page.getByTestId("purchase-order");
-    await placed.waitFor();
-    const orderId = await placed.getAttribute("data-order-id");
-    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
+    const orderId = await pay();
+    await succeeded(orderId);
     const row = page.getByTestId("product-row").filter({ hasText: "GB" });
     await row.waitFor();
     await screenshot("overview");
@@ -289,7 +293,7 @@ await scenario(async ({ input, openPage, step, violations }) => {
   });
 
   const lostAnswer = await step("a lost answer: Retry payment sends the same key, and charges once", async () => {
-    await page.getByRole("button", { name: "New order" }).click();
+    await newOrder();
     await page.getByRole("tab", { name: "Buy licenses" }).click();
     await page.getByTestId("quantity").fill("1");
     await page.getByTestId("review").click();
@@ -318,16 +322,10 @@ await scenario(async ({ input, openPage, step, violations }) => {
     const logged = (await resetLogged).text();
     violations.consoleErrors.splice(violations.consoleErrors.indexOf(logged), 1);
     const retryLabel = await page.getByTestId("pay").innerText();
-    await page.getByTestId("pay").click();
-    const placed = page.getByTestId("purchase-order");
-    await placed.waitFor();
-    const orderId = await placed.getAttribute("data-order-id");
-    await orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor();
+    const orderId = await pay(); // "Retry payment"
+    await succeeded(orderId);
     await page.unroute(`${input.gatewayUrl}/graphql`);
-    await page.waitForFunction(
-      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
-      ["[data-testid=product-row] [data-column=total]", String(before.total + 5)],
-    );
+    await licensesShown(before.total + 5);
     return { orderId, keys, problemText, retryLabel, productTotal: Number(await productCell("total").innerText()) };
   });
 

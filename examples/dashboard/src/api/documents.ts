@@ -113,6 +113,32 @@ const USER_ERROR_FIELDS = gql`
   }
 `;
 
+const PAYMENT_METHOD_PAYLOAD_FIELDS = gql`
+  fragment PaymentMethodPayloadFields on PaymentMethodPayload {
+    paymentMethod {
+      ...PaymentMethodFields
+    }
+    userErrors {
+      ...UserErrorFields
+    }
+  }
+  ${PAYMENT_METHOD_FIELDS}
+  ${USER_ERROR_FIELDS}
+`;
+
+const ORDER_PAYLOAD_FIELDS = gql`
+  fragment OrderPayloadFields on OrderPayload {
+    order {
+      ...OrderFields
+    }
+    userErrors {
+      ...UserErrorFields
+    }
+  }
+  ${ORDER_FIELDS}
+  ${USER_ERROR_FIELDS}
+`;
+
 export const VIEWER = gql<{ viewer: Viewer }, Record<string, never>>`
   query Viewer {
     viewer {
@@ -238,16 +264,10 @@ export const ADD_PAYMENT_METHOD = gql<
 >`
   mutation AddPaymentMethod($customer: ID!, $token: String!, $makePrimary: Boolean!) {
     addPaymentMethod(actingCustomer: $customer, input: { paymentMethodToken: $token, makePrimary: $makePrimary }) {
-      paymentMethod {
-        ...PaymentMethodFields
-      }
-      userErrors {
-        ...UserErrorFields
-      }
+      ...PaymentMethodPayloadFields
     }
   }
-  ${PAYMENT_METHOD_FIELDS}
-  ${USER_ERROR_FIELDS}
+  ${PAYMENT_METHOD_PAYLOAD_FIELDS}
 `;
 
 export const SET_PRIMARY_PAYMENT_METHOD = gql<
@@ -256,16 +276,10 @@ export const SET_PRIMARY_PAYMENT_METHOD = gql<
 >`
   mutation SetPrimaryPaymentMethod($customer: ID!, $paymentMethodId: ID!) {
     setPrimaryPaymentMethod(actingCustomer: $customer, paymentMethodId: $paymentMethodId) {
-      paymentMethod {
-        ...PaymentMethodFields
-      }
-      userErrors {
-        ...UserErrorFields
-      }
+      ...PaymentMethodPayloadFields
     }
   }
-  ${PAYMENT_METHOD_FIELDS}
-  ${USER_ERROR_FIELDS}
+  ${PAYMENT_METHOD_PAYLOAD_FIELDS}
 `;
 
 export const REMOVE_PAYMENT_METHOD = gql<
@@ -274,46 +288,28 @@ export const REMOVE_PAYMENT_METHOD = gql<
 >`
   mutation RemovePaymentMethod($customer: ID!, $paymentMethodId: ID!) {
     removePaymentMethod(actingCustomer: $customer, paymentMethodId: $paymentMethodId) {
-      paymentMethod {
-        ...PaymentMethodFields
-      }
-      userErrors {
-        ...UserErrorFields
-      }
+      ...PaymentMethodPayloadFields
     }
   }
-  ${PAYMENT_METHOD_FIELDS}
-  ${USER_ERROR_FIELDS}
+  ${PAYMENT_METHOD_PAYLOAD_FIELDS}
 `;
 
 export const BUY_LICENSES = gql<{ buyLicenses: OrderPayload }, { customer: string; input: BuyLicensesInput }>`
   mutation BuyLicenses($customer: ID!, $input: BuyLicensesInput!) {
     buyLicenses(actingCustomer: $customer, input: $input) {
-      order {
-        ...OrderFields
-      }
-      userErrors {
-        ...UserErrorFields
-      }
+      ...OrderPayloadFields
     }
   }
-  ${ORDER_FIELDS}
-  ${USER_ERROR_FIELDS}
+  ${ORDER_PAYLOAD_FIELDS}
 `;
 
 export const UPGRADE_STORAGE = gql<{ upgradeStorage: OrderPayload }, { customer: string; input: UpgradeStorageInput }>`
   mutation UpgradeStorage($customer: ID!, $input: UpgradeStorageInput!) {
     upgradeStorage(actingCustomer: $customer, input: $input) {
-      order {
-        ...OrderFields
-      }
-      userErrors {
-        ...UserErrorFields
-      }
+      ...OrderPayloadFields
     }
   }
-  ${ORDER_FIELDS}
-  ${USER_ERROR_FIELDS}
+  ${ORDER_PAYLOAD_FIELDS}
 `;
 
 /** The live order list. Sent as a plain string by the graphql-ws client (see

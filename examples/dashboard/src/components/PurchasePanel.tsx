@@ -47,6 +47,30 @@ interface Props {
 
 const MAX_QUANTITY = 10_000;
 
+interface LicenseCountProps {
+  label: string;
+  testId: string;
+  value: number;
+  onChange(value: number): void;
+}
+
+/** A number of licenses, 1 to 10,000 as the gateway takes them. */
+function LicenseCount({ label, testId, value, onChange }: LicenseCountProps) {
+  return (
+    <label>
+      {label}
+      <input
+        type="number"
+        data-testid={testId}
+        min={1}
+        max={MAX_QUANTITY}
+        value={value}
+        onChange={(e) => onChange(e.target.valueAsNumber)}
+      />
+    </label>
+  );
+}
+
 export function PurchasePanel({ customerId, products, catalog, paymentMethods, onOrder, statusOf }: Props) {
   const { endpoints } = useSession();
   const client = useClient();
@@ -219,17 +243,7 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
               ))}
             </select>
           </label>
-          <label>
-            Licenses to add
-            <input
-              type="number"
-              data-testid="quantity"
-              min={1}
-              max={MAX_QUANTITY}
-              value={quantity}
-              onChange={(e) => setQuantity(e.target.valueAsNumber)}
-            />
-          </label>
+          <LicenseCount label="Licenses to add" testId="quantity" value={quantity} onChange={setQuantity} />
         </>
       ) : (
         <>
@@ -245,17 +259,7 @@ export function PurchasePanel({ customerId, products, catalog, paymentMethods, o
               ))}
             </select>
           </label>
-          <label>
-            Licenses
-            <input
-              type="number"
-              data-testid="storage-licenses"
-              min={1}
-              max={MAX_QUANTITY}
-              value={licenses}
-              onChange={(e) => setLicenses(e.target.valueAsNumber)}
-            />
-          </label>
+          <LicenseCount label="Licenses" testId="storage-licenses" value={licenses} onChange={setLicenses} />
           <fieldset className="interval">
             <legend>Billing</legend>
             {(["MONTHLY", "YEARLY"] as const).map((value) => (
