@@ -59,7 +59,11 @@ class BadUserInput(GatewayError):
 
 class RateLimited(GatewayError):
     code = "RATE_LIMITED"
-    default_message = "Too many requests; slow down."
+    default_message = "Rate limit exceeded; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class QueryTooComplex(GatewayError):

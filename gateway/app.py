@@ -11,10 +11,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from gateway.cors import cors_middleware
+from gateway.endpoint import GraphQLEndpoint
 from gateway.graphiql import GraphiQLPage
-from gateway.limits import BodySizeLimit, RateLimiter, RateLimits
+from gateway.limits import BodySizeLimit
 from gateway.runtime import Runtime, running
 from gateway.schema import build_schema
 from gateway.view import GraphQLView
@@ -59,13 +61,27 @@ async def sandbox_authenticate(request: Request) -> Response:
     return JSONResponse({"status": outcome.status.value})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+class GatewayApp(Starlette):
+    """Starlette, with the hot path taken first: a JSON ``POST /graphql`` goes
+    straight to :meth:`GraphQLEndpoint.serve_post`, which applies the CORS
+    headers, body limit and rate limit the middleware stack would."""
+
+    graphql: GraphQLEndpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.graphql.takes(scope):
+            scope["app"] = self
+            await self.graphql.serve_post(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> GatewayApp:
     settings = settings or load_settings()
-    rate_limits = RateLimits(settings.rate_limit)
     graphiql = GraphiQLPage(enabled=settings.graphiql)
-    view = GraphQLView(
-        build_schema(settings), rate_limits=rate_limits, graphiql=graphiql, allowed_origins=settings.allowed_origins
-    )
+    schema = build_schema(settings)
+    view = GraphQLView(schema, graphiql=graphiql, allowed_origins=settings.allowed_origins)
+    graphql = GraphQLEndpoint(schema, view, settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,10 +89,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.runtime = runtime
             yield
 
-    return Starlette(
+    app = GatewayApp(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", view),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
@@ -86,7 +102,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             cors_middleware(settings),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
-            Middleware(RateLimiter, limits=rate_limits),
         ],
         lifespan=lifespan,
     )
+    app.graphql = graphql
+    return app

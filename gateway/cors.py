@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from settings import Settings
 
-__all__ = ["cors_middleware"]
+__all__ = ["CorsHeaders", "cors_middleware"]
 
 # What a browser client sends and may read beyond the CORS-safelisted headers.
 ALLOWED_REQUEST_HEADERS = ("authorization", "content-type", "x-request-id")
@@ -38,3 +38,20 @@ def cors_middleware(settings: Settings) -> Middleware:
         allow_credentials=False,
         max_age=PREFLIGHT_MAX_AGE_S,
     )
+
+
+class CorsHeaders:
+    """The headers ``cors_middleware`` adds to a simple (non-preflight)
+    response, for the hot path that answers before the middleware runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._allowed = {origin.encode() for origin in settings.allowed_origins}
+        self._exposed = ", ".join(EXPOSED_RESPONSE_HEADERS).encode()
+
+    def for_origin(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+        if origin is None:
+            return [(b"vary", b"Origin")]
+        headers = [(b"access-control-expose-headers", self._exposed), (b"vary", b"Origin")]
+        if origin in self._allowed:
+            headers.insert(0, (b"access-control-allow-origin", origin))
+        return headers

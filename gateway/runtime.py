@@ -18,6 +18,7 @@ from billing.settlement import apply_payment_outcome
 from events.backends import backend_healthy, make_broadcast_backend
 from events.hub import EventHub
 from gateway.bootstrap import prepare_database
+from gateway.rate_limit import RateLimiter, make_rate_limiter
 from models.database import Database
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
@@ -43,6 +44,7 @@ class Runtime:
     hub: EventHub
     services: BillingServices
     broadcast: Broadcast
+    rate_limiter: RateLimiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def broadcast_healthy(self) -> bool:
@@ -77,7 +79,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     )
     provider = make_provider(settings, db)
     services = BillingServices(db=db, provider=provider, notifier=hub)
-    runtime = Runtime(settings=settings, db=db, hub=hub, services=services, broadcast=broadcast)
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        hub=hub,
+        services=services,
+        broadcast=broadcast,
+        rate_limiter=make_rate_limiter(settings),
+    )
     await hub.start()
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:
@@ -89,5 +98,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             task.cancel()
         await asyncio.gather(*runtime._tasks, return_exceptions=True)
         await provider.aclose()
+        if runtime.rate_limiter is not None:
+            await runtime.rate_limiter.aclose()
         await hub.stop()
         await db.dispose()

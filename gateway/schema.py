@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
+from gateway.rate_limit import RateLimitOperations
 from resolvers import catalog as catalog_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import payment_methods as payment_method_resolvers
@@ -17,8 +17,9 @@ from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
+from schema.documents import DocumentCache, PreparedDocuments
 from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, log_unexpected
-from schema.limits import Limits, limits_extension
+from schema.limits import Limits
 from schema.orders import Order, OrderConnection, OrderSummary
 from schema.payloads import OrderPayload, PaymentMethodPayload
 from schema.tenancy import CustomerConnection, Viewer
@@ -26,7 +27,7 @@ from settings import Settings
 from subscriptions import streams
 from subscriptions.multiplex import MultiplexingExecutor
 
-__all__ = ["Mutation", "Query", "Subscription", "build_schema"]
+__all__ = ["GatewaySchema", "Mutation", "Query", "Subscription", "build_schema"]
 
 
 @strawberry.type
@@ -62,31 +63,32 @@ class Subscription:
 
 
 class GatewaySchema(strawberry.Schema):
+    # Every query text's parse and validation, shared by every way in.
+    documents: DocumentCache
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors (bad input, refusals) are answers, not incidents.
         log_unexpected(errors, execution_context)
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    limits = settings or Settings()
-    query_limits = limits_extension(
-        Limits(
-            max_depth=limits.max_query_depth,
-            max_aliases=limits.max_aliases,
-            max_fields=limits.max_fields,
-            introspection=limits.introspection,
-        )
-    )
+def build_schema(settings: Settings | None = None) -> GatewaySchema:
+    settings = settings or Settings()
 
-    class Tokens(MaxTokensLimiter):
-        def __init__(self) -> None:
-            super().__init__(max_token_count=limits.max_tokens)
+    class Documents(PreparedDocuments):
+        pass
 
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Tokens, ParserCache, query_limits],
+        extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Documents, RateLimitOperations],
         config=StrawberryConfig(disable_field_suggestions=False),
         execution_context_class=MultiplexingExecutor,
     )
+    limits = Limits(
+        max_depth=settings.max_query_depth, max_aliases=settings.max_aliases, max_fields=settings.max_fields
+    )
+    schema.documents = Documents.cache = DocumentCache(
+        schema._schema, limits, max_tokens=settings.max_tokens, introspection=settings.introspection
+    )
+    return schema

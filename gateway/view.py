@@ -17,7 +17,6 @@ from strawberry.types.unset import UnsetType
 
 from auth.principal import authenticate
 from gateway.graphiql import GraphiQLPage
-from gateway.limits import RateLimits, authorization_key
 from gateway.runtime import Runtime
 from schema.context import Context
 from schema.errors import classify_errors
@@ -31,10 +30,7 @@ def _runtime(request: Request | WebSocket) -> Runtime:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(
-        self, schema: Any, *, rate_limits: RateLimits, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()
-    ) -> None:
-        self.rate_limits = rate_limits
+    def __init__(self, schema: Any, *, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()) -> None:
         self.graphiql = graphiql
         super().__init__(
             schema,
@@ -81,8 +77,6 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, Request):
             authorization = request.headers.get("authorization")
             principal = await authenticate(db, authorization)
-            if principal is not None and authorization is not None:
-                self.rate_limits.signed_in(authorization_key(authorization.encode("latin-1")))
         return Context(
             services=runtime.services,
             hub=runtime.hub,
@@ -90,6 +84,7 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             db=db,
             principal=principal,
+            response=response if isinstance(request, Request) else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

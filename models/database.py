@@ -178,7 +178,8 @@ class _Compiled:
     names: tuple[str, ...]
     literals: dict[str, Any]  # values written into the statement (limits, constants)
     binds: tuple[Convert | None, ...]
-    results: tuple[Convert | None, ...] | None  # None: no column needs converting
+    # (column index, converter) for the columns the driver returns in another form.
+    conversions: tuple[tuple[int, Convert], ...]
 
 
 _DIALECTS: dict[str, Dialect] = {
@@ -211,13 +212,13 @@ class Query:
         binds = tuple(_converters(dialect, compiled.binds[name].type)[0] for name in names)
         literals = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
         columns = getattr(self.statement, "exported_columns", None) or ()
-        results = tuple(_converters(dialect, column.type)[1] for column in columns)
+        results = [_converters(dialect, column.type)[1] for column in columns]
         return _Compiled(
             sql=compiled.string,
             names=names,
             literals=literals,
             binds=binds,
-            results=results if any(results) else None,
+            conversions=tuple((index, convert) for index, convert in enumerate(results) if convert is not None),
         )
 
     def __repr__(self) -> str:
@@ -235,12 +236,18 @@ def _arguments(compiled: _Compiled, params: dict[str, Any]) -> list[Any]:
 
 
 def _convert_rows(compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[Row]:
-    results = compiled.results
-    if results is None:
+    conversions = compiled.conversions
+    if not conversions:
         return [tuple(row) for row in rows]
-    return [
-        tuple(v if convert is None else convert(v) for v, convert in zip(row, results, strict=True)) for row in rows
-    ]
+    converted = []
+    for row in rows:
+        values = list(row)
+        for index, convert in conversions:
+            value = values[index]
+            if value is not None:
+                values[index] = convert(value)
+        converted.append(tuple(values))
+    return converted
 
 
 # -- connections --------------------------------------------------------------

@@ -32,6 +32,8 @@ class Context:
     # only while a statement or transaction runs.
     db: Connection
     principal: Principal | None = None
+    # Strawberry's response for an HTTP request it serves (status, headers); None otherwise.
+    response: Any = None
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 

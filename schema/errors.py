@@ -13,7 +13,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from billing.errors import BadUserInput, GatewayError, UserErrors
+from billing.errors import BadUserInput, GatewayError, RateLimited, UserErrors
 
 __all__ = ["ErrorCodes", "SubscriptionsOverWebSocketOnly", "classify_errors", "is_unexpected", "log_unexpected"]
 
@@ -36,6 +36,8 @@ def _classify(error: GraphQLError) -> GraphQLError:
     message = error.message
     if isinstance(original, GatewayError):
         extensions["code"] = original.code
+        if isinstance(original, RateLimited):
+            extensions["retryAfter"] = original.retry_after
     elif isinstance(original, UserErrors):
         # A summary query reports what the mutation would put in userErrors.
         first = original.errors[0]

@@ -20,17 +20,15 @@ limit so the numbers stay small:
   copies of ``viewer { id }`` would cost it a quadratic half second; no real
   query needs more than a few hundred pairs.
 
-:class:`QueryLimits` runs this check before graphql-core's own validation and
-skips that when it refuses, so a hostile document never reaches the
-specification's rules either. Both results are cached per document.
+:class:`schema.documents.DocumentCache` runs this check before graphql-core's
+own validation and skips that when it refuses, so a hostile document never
+reaches the specification's rules either.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from graphql import (
     DocumentNode,
@@ -38,19 +36,13 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    specified_rules,
 )
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
-__all__ = ["Limits", "Measure", "QueryLimits", "check_limits", "limits_extension", "measure"]
+__all__ = ["MAX_OVERLAPPING_PAIRS", "Limits", "Measure", "check_limits", "measure"]
 
-_VALIDATION_CACHE_SIZE = 256
 MAX_OVERLAPPING_PAIRS = 2000
 
 
@@ -59,7 +51,6 @@ class Limits:
     max_depth: int
     max_aliases: int
     max_fields: int
-    introspection: bool = True
 
 
 @dataclass(frozen=True)
@@ -165,37 +156,3 @@ def check_limits(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
         elif figures.overlaps > MAX_OVERLAPPING_PAIRS:
             errors.append(_too_complex(definition, "Query repeats the same fields too often in one selection."))
     return errors
-
-
-def _validator(
-    limits: Limits, rules: tuple[type[ASTValidationRule], ...]
-) -> Callable[[GraphQLSchema, DocumentNode], list[GraphQLError]]:
-    @lru_cache(maxsize=_VALIDATION_CACHE_SIZE)
-    def validate(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
-        return check_limits(document, limits) or validate_document(schema, document, rules)
-
-    return validate
-
-
-class QueryLimits(SchemaExtension):
-    """Validation with the limits first; replaces Strawberry's ValidationCache."""
-
-    validate: Callable[[GraphQLSchema, DocumentNode], list[GraphQLError]]
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        assert context.graphql_document is not None
-        context.pre_execution_errors = self.validate(context.schema._schema, context.graphql_document)
-        yield
-
-
-def limits_extension(limits: Limits) -> type[QueryLimits]:
-    """A :class:`QueryLimits` for these limits, with its own validation cache.
-
-    Strawberry builds extensions per request; the cache lives on the class."""
-    # graphql-core's rules; validate_document adds Strawberry's own two.
-    rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
-    if not limits.introspection:
-        rules += (NoSchemaIntrospectionCustomRule,)
-    validate = _validator(limits, rules)
-    return type("ConfiguredQueryLimits", (QueryLimits,), {"validate": staticmethod(validate)})

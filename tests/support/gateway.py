@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import uvicorn
 import websockets
+from graphql import GraphQLSchema
 from websockets.asyncio.client import ClientConnection
 
 from billing.onboarding import DemoTenant, seed_demo
-from gateway.app import create_app
+from gateway.app import GatewayApp, create_app
 from gateway.runtime import Runtime
 from settings import Settings
 
@@ -96,7 +97,13 @@ class GatewayServer:
     port: int
     runtime: Runtime
     http: httpx.AsyncClient
+    app: GatewayApp
     _tenants: list[DemoTenant] = field(default_factory=list)
+
+    @property
+    def app_schema(self) -> GraphQLSchema:
+        """The GraphQL schema the running app executes."""
+        return self.app.graphql.schema._schema
 
     @property
     def url(self) -> str:
@@ -147,7 +154,7 @@ async def serve_gateway(settings: Settings) -> AsyncIterator[GatewayServer]:
         raise RuntimeError("gateway did not start")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield GatewayServer(settings=settings, port=port, runtime=app.state.runtime, http=http)
+            yield GatewayServer(settings=settings, port=port, runtime=app.state.runtime, http=http, app=app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
