@@ -19,6 +19,9 @@ from gateway.runtime import Runtime, running
 from gateway.schema import build_schema
 from gateway.view import GraphQLView
 from gateway.webhooks import stripe_webhook
+from observability.metrics import metrics_endpoint, process_exiting
+from observability.middleware import RequestContext
+from observability.tracing import start_tracing
 from payments.sandbox import SandboxPaymentProvider
 from settings import Settings, load_settings
 
@@ -63,15 +66,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     rate_limits = RateLimits(settings.rate_limit)
     graphiql = GraphiQLPage(enabled=settings.graphiql)
-    view = GraphQLView(
-        build_schema(settings), rate_limits=rate_limits, graphiql=graphiql, allowed_origins=settings.allowed_origins
-    )
+    tracing = start_tracing(endpoint=settings.otel_exporter_otlp_endpoint) if settings.tracing else None
+    schema = build_schema(settings, extra_extensions=(tracing.extension,) if tracing else ())
+    view = GraphQLView(schema, rate_limits=rate_limits, graphiql=graphiql, allowed_origins=settings.allowed_origins)
+    metrics = metrics_endpoint(settings.metrics_token, multiprocess_dir=settings.prometheus_multiproc_dir)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running(settings) as runtime:
-            app.state.runtime = runtime
-            yield
+        try:
+            async with running(settings) as runtime:
+                app.state.runtime = runtime
+                yield
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # sends the spans still buffered
+            process_exiting(settings.prometheus_multiproc_dir)
 
     return Starlette(
         routes=[
@@ -79,11 +88,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             Route("/sandbox/authenticate", sandbox_authenticate, methods=["POST"]),
             *graphiql.routes(),
         ],
         middleware=[
+            # Outermost: every answer, inner refusals included, has X-Request-ID.
+            Middleware(RequestContext),
             cors_middleware(settings),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
             Middleware(RateLimiter, limits=rate_limits),

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
+from observability.operations import OperationObserver
 from resolvers import catalog as catalog_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import payment_methods as payment_method_resolvers
@@ -67,7 +68,9 @@ class GatewaySchema(strawberry.Schema):
         log_unexpected(errors, execution_context)
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(
+    settings: Settings | None = None, *, extra_extensions: tuple[type[SchemaExtension], ...] = ()
+) -> strawberry.Schema:
     limits = settings or Settings()
     query_limits = limits_extension(
         Limits(
@@ -86,7 +89,17 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, SubscriptionsOverWebSocketOnly, Tokens, ParserCache, query_limits],
+        # OperationObserver first: it finishes last, after ErrorCodes has given
+        # each error its code. extra_extensions: tracing, when configured.
+        extensions=[
+            OperationObserver,
+            ErrorCodes,
+            SubscriptionsOverWebSocketOnly,
+            Tokens,
+            ParserCache,
+            query_limits,
+            *extra_extensions,
+        ],
         config=StrawberryConfig(disable_field_suggestions=False),
         execution_context_class=MultiplexingExecutor,
     )
