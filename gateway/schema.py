@@ -10,7 +10,7 @@ from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
-from observability.operations import OperationObserver
+from observability.operations import observe_operations
 from resolvers import catalog as catalog_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import payment_methods as payment_method_resolvers
@@ -18,7 +18,7 @@ from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
-from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, log_unexpected
+from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, classify_errors, log_unexpected
 from schema.limits import Limits, limits_extension
 from schema.orders import Order, OrderConnection, OrderSummary
 from schema.payloads import OrderPayload, PaymentMethodPayload
@@ -89,10 +89,10 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        # OperationObserver first: it finishes last, after ErrorCodes has given
+        # The observer first: it finishes last, after ErrorCodes has given
         # each error its code. extra_extensions: tracing, when configured.
         extensions=[
-            OperationObserver,
+            observe_operations(classify_errors),
             ErrorCodes,
             SubscriptionsOverWebSocketOnly,
             Tokens,

@@ -3,7 +3,7 @@
 For each HTTP request and WebSocket connection it binds a request id (the
 client's ``X-Request-ID`` when sane, else a new one) for the log lines written
 while handling it, and adds ``X-Request-ID`` to every HTTP response, refusals
-by inner layers (CORS, 413, 429) included. An exception nobody handled becomes
+by inner layers (CORS, 413, 429) included, and to the WebSocket handshake's. An exception nobody handled becomes
 a JSON ``INTERNAL`` error carrying the id as ``extensions.requestId``, logged
 once with its traceback and the same id.
 
@@ -53,11 +53,7 @@ class RequestContext:
             if kind != "websocket":  # lifespan
                 await self.app(scope, receive, send)
                 return
-            token = bind_request_id(_request_id(scope))
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                reset_request_id(token)
+            await self._websocket(scope, receive, send)
             return
 
         request_id = _request_id(scope)
@@ -92,5 +88,22 @@ class RequestContext:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        finally:
+            reset_request_id(token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The connection's id, in the handshake's answer too; each operation
+        # on it gets an id of its own (observability.operations).
+        request_id = _request_id(scope)
+        token = bind_request_id(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
         finally:
             reset_request_id(token)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocket
@@ -30,7 +30,7 @@ from strawberry.types.graphql import OperationType
 from observability import metrics
 from observability.requests import bind_request_id, current_request_id, new_request_id, reset_request_id
 
-__all__ = ["OperationObserver", "outcome_of"]
+__all__ = ["OperationObserver", "observe_operations", "outcome_of"]
 
 log = logging.getLogger("gateway.operations")
 
@@ -48,7 +48,16 @@ def outcome_of(errors: Sequence[GraphQLError] | None) -> str:
     return first if isinstance(first, str) else "UNKNOWN"
 
 
+Classify = Callable[[list[GraphQLError]], list[GraphQLError]]
+
+
 class OperationObserver(SchemaExtension):
+    """Build it with :func:`observe_operations`."""
+
+    # How the gateway gives errors their codes, for an exception that ends
+    # the operation before a result exists (Strawberry makes the result
+    # from it after the extensions have finished).
+    classify: ClassVar[Classify]
     _subscribed = False
 
     def _operation_type(self) -> str:
@@ -64,15 +73,22 @@ class OperationObserver(SchemaExtension):
         over_websocket = isinstance(getattr(context, "request", None), WebSocket)
         connection_id = current_request_id()
         token = bind_request_id(new_request_id()) if over_websocket else None
+        raised: Exception | None = None
         try:
             yield
+        except Exception as exc:
+            raised = exc
+            raise
         finally:
             seconds = time.perf_counter() - started
             if self._subscribed:
                 metrics.subscription_ended()
             operation_type = self._operation_type()
-            result = self.execution_context.result
-            outcome = outcome_of(getattr(result, "errors", None))
+            if raised is not None:
+                error = raised if isinstance(raised, GraphQLError) else GraphQLError(str(raised), original_error=raised)
+                outcome = outcome_of(type(self).classify([error]))
+            else:
+                outcome = outcome_of(getattr(self.execution_context.result, "errors", None))
             metrics.operation_finished(operation_type, outcome, seconds)
             if token is not None:
                 log.info(
@@ -96,3 +112,8 @@ class OperationObserver(SchemaExtension):
             self._subscribed = True
             metrics.subscription_started()
         yield
+
+
+def observe_operations(classify: Classify) -> type[OperationObserver]:
+    """The extension, with the gateway's error classification."""
+    return type("GatewayOperationObserver", (OperationObserver,), {"classify": staticmethod(classify)})

@@ -53,8 +53,9 @@ class ProcessError(RuntimeError):
 class GatewayProcess:
     """``python -m uvicorn gateway.asgi:app --port N`` with its own environment."""
 
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path, *, access_log: bool = False) -> None:
         self.name = name
+        self.access_log = access_log
         self.port = free_port()
         self.log_path = log_dir / f"gateway-{name}-{self.port}.log"
         self._env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
@@ -79,7 +80,8 @@ class GatewayProcess:
 
     def spawn(self) -> None:
         argv = [sys.executable, "-m", "uvicorn", "gateway.asgi:app", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port), "--ws-per-message-deflate", "false", "--no-access-log"]
+        argv += ["--port", str(self.port), "--ws-per-message-deflate", "false"]
+        argv += [] if self.access_log else ["--no-access-log"]
         argv += ["--timeout-graceful-shutdown", "2"]
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
