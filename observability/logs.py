@@ -37,7 +37,7 @@ _SECRET = re.compile(
     r"|(?P<keep3>\b(?:sk|rk)_(?:test|live)_)[A-Za-z0-9]+"  # Stripe secret and restricted keys
     r"|(?P<keep4>\bwhsec_)[A-Za-z0-9+/=]+"  # Stripe webhook signing secrets
     r"|(?P<keep5>_secret_)[A-Za-z0-9]+"  # PaymentIntent / SetupIntent client secrets
-    r"|(?P<keep6>://[^/\s:@\"']+:)[^@\s/\"']+(?=@)"  # user:password@ in URLs
+    r"|(?P<keep6>://[^/\s:@\"']*:)[^@\s/\"']+(?=@)"  # user:password@ in URLs
 )
 
 

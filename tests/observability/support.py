@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,10 +65,19 @@ class ObservedGateway:
 
 @contextlib.contextmanager
 def observed_gateway(
-    tmp_path: Path, env: Mapping[str, str] | None = None, *, access_log: bool = False
+    tmp_path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    access_log: bool = False,
+    uvicorn: Sequence[str] | None = None,
 ) -> Iterator[ObservedGateway]:
+    """A new gateway process on a new SQLite file; ``uvicorn``: another way
+    to run uvicorn's command line."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}"
-    process = GatewayProcess("observed", {"DATABASE_URL": database_url, **(env or {})}, tmp_path, access_log=access_log)
+    options: dict[str, Any] = {"access_log": access_log}
+    if uvicorn is not None:
+        options["uvicorn"] = uvicorn
+    process = GatewayProcess("observed", {"DATABASE_URL": database_url, **(env or {})}, tmp_path, **options)
     process.start()
     try:
         yield ObservedGateway(process, database_url)
