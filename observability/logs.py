@@ -77,7 +77,7 @@ class JsonLineFormatter(JsonFormatter):
 
     def __init__(self) -> None:
         super().__init__(
-            ["asctime", "levelname", "name", "message"],
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             # uvicorn's copy of its message with terminal colour codes.
             reserved_attrs=[*RESERVED_ATTRS, "color_message"],
