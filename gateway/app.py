@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,8 @@ from payments.sandbox import SandboxPaymentProvider
 from settings import Settings, load_settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(_request: Request) -> Response:
@@ -70,6 +73,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     schema = build_schema(settings, extra_extensions=(tracing.extension,) if tracing else ())
     view = GraphQLView(schema, rate_limits=rate_limits, graphiql=graphiql, allowed_origins=settings.allowed_origins)
     metrics = metrics_endpoint(settings.metrics_token, multiprocess_dir=settings.prometheus_multiproc_dir)
+    if settings.web_concurrency > 1 and settings.prometheus_multiproc_dir is None:
+        log.warning("WEB_CONCURRENCY > 1 without PROMETHEUS_MULTIPROC_DIR: a /metrics scrape shows one worker's share")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
