@@ -46,8 +46,11 @@ def _classify(error: GraphQLError) -> GraphQLError:
         if first.field:
             extensions["field"] = list(first.field)
     elif original is not None and not isinstance(original, GraphQLError):
+        extensions = {"code": "INTERNAL"}
         # The request id finds this request's log line (with the traceback).
-        extensions = {"code": "INTERNAL", "requestId": current_request_id()}
+        request_id = current_request_id()
+        if request_id is not None:
+            extensions["requestId"] = request_id
         message = "Internal error."
     elif "code" not in extensions:
         too_many_tokens = isinstance(error, GraphQLSyntaxError) and any(m in error.message for m in _PARSER_LIMITS)
