@@ -23,6 +23,7 @@ __all__ = [
     "ensure_catalog",
     "plans_by_id",
     "product_of",
+    "products_by_id",
     "products_of",
     "storage_product_of",
 ]
@@ -88,6 +89,7 @@ _PRODUCTS_OF = Query(
 _PRODUCT_OF = Query(
     _WITH_PLAN.where(products.c.id == bindparam("id"), products.c.customer_id == bindparam("customer_id"))
 )
+_PRODUCTS_BY_ID = Query(_WITH_PLAN.where(any_of(products.c.id, "ids")))
 _STORAGE_PRODUCT_OF = Query(
     _WITH_PLAN.where(
         products.c.customer_id == bindparam("customer_id"), products.c.plan_kind == PlanKind.CLOUD_STORAGE.value
@@ -120,6 +122,11 @@ async def products_of(conn: Connection, customer_id: str) -> list[ProductView]:
 async def product_of(conn: Connection, customer_id: str, product_id: str) -> ProductView | None:
     row = await conn.first(_PRODUCT_OF, customer_id=customer_id, id=product_id)
     return _product(row) if row else None
+
+
+async def products_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, ProductView]:
+    """Products by id, whoever holds them: the caller checks the holder."""
+    return {row[0]: _product(row) for row in await conn.all(_PRODUCTS_BY_ID, ids=list(ids))}
 
 
 async def storage_product_of(conn: Connection, customer_id: str) -> ProductView | None:

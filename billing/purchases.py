@@ -315,6 +315,7 @@ async def record_order(
             status=OrderStatus.PENDING,
         )
     await services.notifier.notify(event.seq)
+    services.order_status_committed(quote.kind, OrderStatus.PENDING)
     return NewOrder(order, customer, method)
 
 

@@ -7,11 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from events.log import EventNotifier
+from models import OrderKind, OrderStatus
 from models.base import utcnow
 from models.database import Database
 from payments.provider import PaymentProvider
 
 __all__ = ["BillingServices"]
+
+
+def _ignore(kind: OrderKind, status: OrderStatus) -> None:
+    return None
 
 
 @dataclass
@@ -20,3 +25,6 @@ class BillingServices:
     provider: PaymentProvider
     notifier: EventNotifier
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Called after each committed order status change (placement included),
+    # e.g. to count it; the gateway passes its metrics, billing knows no more.
+    order_status_committed: Callable[[OrderKind, OrderStatus], None] = _ignore

@@ -126,6 +126,7 @@ async def apply_payment_outcome(
             status=new_status,
         )
     await services.notifier.notify(event.seq)
+    services.order_status_committed(order.kind, new_status)
     return order
 
 

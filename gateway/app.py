@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,10 +22,16 @@ from gateway.runtime import Runtime, running
 from gateway.schema import build_schema
 from gateway.view import GraphQLView
 from gateway.webhooks import stripe_webhook
+from observability.metrics import metrics_endpoint, process_exiting
+from observability.middleware import RequestContext, request_id_of
+from observability.requests import bind_request_id, reset_request_id
+from observability.tracing import start_tracing
 from payments.sandbox import SandboxPaymentProvider
 from settings import Settings, load_settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(_request: Request) -> Response:
@@ -63,15 +70,20 @@ async def sandbox_authenticate(request: Request) -> Response:
 
 class GatewayApp(Starlette):
     """Starlette, with the hot path taken first: a JSON ``POST /graphql`` goes
-    straight to :meth:`GraphQLEndpoint.serve_post`, which applies the CORS
-    headers, body limit and rate limit the middleware stack would."""
+    straight to :meth:`GraphQLEndpoint.serve_post`, which applies the request
+    id, CORS headers, body limit and rate limit the middleware stack would."""
 
     graphql: GraphQLEndpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.graphql.takes(scope):
             scope["app"] = self
-            await self.graphql.serve_post(scope, receive, send)
+            request_id = request_id_of(scope)
+            token = bind_request_id(request_id)
+            try:
+                await self.graphql.serve_post(scope, receive, send, request_id=request_id)
+            finally:
+                reset_request_id(token)
             return
         await super().__call__(scope, receive, send)
 
@@ -79,15 +91,25 @@ class GatewayApp(Starlette):
 def create_app(settings: Settings | None = None) -> GatewayApp:
     settings = settings or load_settings()
     graphiql = GraphiQLPage(enabled=settings.graphiql)
-    schema = build_schema(settings)
+    tracing = start_tracing(endpoint=settings.otel_exporter_otlp_endpoint) if settings.tracing else None
+    schema = build_schema(settings, extra_extensions=(tracing.extension,) if tracing else ())
     view = GraphQLView(schema, graphiql=graphiql, allowed_origins=settings.allowed_origins)
-    graphql = GraphQLEndpoint(schema, view, settings)
+    # Traced operations go through Strawberry's extensions (OpenTelemetry's among them).
+    graphql = GraphQLEndpoint(schema, view, settings, hot_path=tracing is None)
+    metrics = metrics_endpoint(settings.metrics_token, multiprocess_dir=settings.prometheus_multiproc_dir)
+    if settings.web_concurrency > 1 and settings.prometheus_multiproc_dir is None:
+        log.warning("WEB_CONCURRENCY > 1 without PROMETHEUS_MULTIPROC_DIR: a /metrics scrape shows one worker's share")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running(settings) as runtime:
-            app.state.runtime = runtime
-            yield
+        try:
+            async with running(settings) as runtime:
+                app.state.runtime = runtime
+                yield
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # sends the spans still buffered
+            process_exiting(settings.prometheus_multiproc_dir)
 
     app = GatewayApp(
         routes=[
@@ -95,11 +117,14 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             Route("/sandbox/authenticate", sandbox_authenticate, methods=["POST"]),
             *graphiql.routes(),
         ],
         middleware=[
+            # Outermost: every answer, inner refusals included, has X-Request-ID.
+            Middleware(RequestContext),
             cors_middleware(settings),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],

@@ -20,6 +20,7 @@ the same document cache, rate limit and error codes as extensions.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -44,6 +45,9 @@ from gateway.runtime import Runtime
 from gateway.schema import GatewaySchema
 from gateway.view import GraphQLView
 from models.database import DatabaseUnavailable
+from observability.metrics import operation_finished
+from observability.operations import outcome_of
+from observability.requests import REQUEST_ID_HEADER
 from schema.context import Context
 from schema.errors import classify_errors, log_unexpected
 from settings import Settings
@@ -74,9 +78,11 @@ class _Refused(Exception):
 class GraphQLEndpoint:
     """``/graphql``: :meth:`serve_post` for JSON POSTs; an ASGI app (the view) for the rest."""
 
-    def __init__(self, schema: GatewaySchema, view: GraphQLView, settings: Settings) -> None:
+    def __init__(self, schema: GatewaySchema, view: GraphQLView, settings: Settings, *, hot_path: bool = True) -> None:
         self.schema = schema
         self.view = view
+        # Off when Strawberry's extensions must see every operation (tracing).
+        self.hot_path = hot_path
         self.max_body_bytes = settings.max_body_bytes
         self.cors = CorsHeaders(settings)
         self._plans: dict[tuple[str, str | None], OperationPlan | None] = {}
@@ -84,18 +90,19 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.view(scope, receive, send)
 
-    @staticmethod
-    def takes(scope: Scope) -> bool:
+    def takes(self, scope: Scope) -> bool:
         """Whether ``scope`` is a request for :meth:`serve_post`."""
         return (
-            scope["type"] == "http"
+            self.hot_path
+            and scope["type"] == "http"
             and scope["method"] == "POST"
             and scope["path"] == "/graphql"
             and (_header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower() == b"application/json"
         )
 
-    async def serve_post(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve_post(self, scope: Scope, receive: Receive, send: Send, *, request_id: str) -> None:
         headers = self.cors.for_origin(_header(scope, b"origin"))
+        headers.append((REQUEST_ID_HEADER, request_id.encode()))
         try:
             query, variables, operation_name = _envelope(await self._body(scope, receive))
             status, payload = await self._execute(scope, receive, query, variables, operation_name)
@@ -104,10 +111,11 @@ class GraphQLEndpoint:
             headers += refused.headers
         except DatabaseUnavailable:
             log.warning("database unavailable", exc_info=True)
-            status, payload = 503, _internal("The database is unavailable; retry shortly.", retryable=True)
+            status = 503
+            payload = _internal("The database is unavailable; retry shortly.", request_id, retryable=True)
         except Exception:
             log.exception("unexpected error serving POST /graphql")
-            status, payload = 500, _internal("Internal error.")
+            status, payload = 500, _internal("Internal error.", request_id)
         body = orjson.dumps(payload)
         headers += [_JSON, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -133,9 +141,10 @@ class GraphQLEndpoint:
     async def _execute(
         self, scope: Scope, receive: Receive, query: str, variables: dict[str, Any] | None, operation_name: str | None
     ) -> tuple[int, dict[str, Any]]:
+        started = time.perf_counter()
         prepared = self.schema.documents.get(query)
         if prepared.errors or prepared.document is None:
-            return 200, _response(ExecutionResult(None, list(prepared.errors)))
+            return 200, _response(ExecutionResult(None, list(prepared.errors)), "unknown", started)
         document = prepared.document
         operation = get_operation_ast(document, operation_name)
         if operation is None:
@@ -143,7 +152,7 @@ class GraphQLEndpoint:
         if operation.operation is OperationType.SUBSCRIPTION:
             error = GraphQLError("Subscriptions run over WebSocket (graphql-transport-ws) at /graphql.")
             error.extensions = {"code": "BAD_USER_INPUT"}
-            return 200, _response(ExecutionResult(None, [error]))
+            return 200, _response(ExecutionResult(None, [error]), "subscription", started)
 
         runtime: Runtime = scope["app"].state.runtime
         db = runtime.db.connection()
@@ -180,7 +189,7 @@ class GraphQLEndpoint:
         assert isinstance(result, ExecutionResult)
         if result.errors:
             log_unexpected(result.errors, None)
-        return 200, _response(result)
+        return 200, _response(result, operation.operation.value, started)
 
     def _plan(self, query: str, document: DocumentNode, operation_name: str | None) -> OperationPlan | None:
         """The operation's plan, made once; None when graphql-core must run it."""
@@ -198,15 +207,19 @@ class GraphQLEndpoint:
         return plan
 
 
-def _response(result: ExecutionResult) -> dict[str, Any]:
+def _response(result: ExecutionResult, operation_type: str, started: float) -> dict[str, Any]:
+    """The response body, with the operation counted and timed."""
     payload: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        payload["errors"] = [error.formatted for error in classify_errors(result.errors)]
+    errors = classify_errors(result.errors) if result.errors else None
+    if errors:
+        payload["errors"] = [error.formatted for error in errors]
+    operation_finished(operation_type, outcome_of(errors), time.perf_counter() - started)
     return payload
 
 
-def _internal(message: str, **extensions: Any) -> dict[str, Any]:
-    return {"data": None, "errors": [{"message": message, "extensions": {"code": "INTERNAL", **extensions}}]}
+def _internal(message: str, request_id: str, **extensions: Any) -> dict[str, Any]:
+    error = {"message": message, "extensions": {"code": "INTERNAL", "requestId": request_id, **extensions}}
+    return {"data": None, "errors": [error]}
 
 
 def _too_large(limit: int) -> _Refused:

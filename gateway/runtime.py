@@ -19,7 +19,9 @@ from events.backends import backend_healthy, make_broadcast_backend
 from events.hub import EventHub
 from gateway.bootstrap import prepare_database
 from gateway.rate_limit import RateLimiter, make_rate_limiter
+from models import OrderKind, OrderStatus
 from models.database import Database
+from observability import metrics
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
 from payments.stripe_provider import StripePaymentProvider
@@ -66,6 +68,10 @@ class Runtime:
                 log.exception("periodic reconciliation failed")
 
 
+def _count_order_status(kind: OrderKind, status: OrderStatus) -> None:
+    metrics.order_status_changed(kind.value, status.value)
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
     db = Database(settings.database_url)
@@ -78,7 +84,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         queue_size=settings.subscriber_queue_size,
     )
     provider = make_provider(settings, db)
-    services = BillingServices(db=db, provider=provider, notifier=hub)
+    metrics.declare_order_labels([kind.value for kind in OrderKind], [status.value for status in OrderStatus])
+    services = BillingServices(db=db, provider=provider, notifier=hub, order_status_committed=_count_order_status)
     runtime = Runtime(
         settings=settings,
         db=db,

@@ -22,6 +22,7 @@ from gateway.runtime import Runtime
 from models.base import utcnow
 from models.database import Connection, Query, UniqueViolation, insert_into
 from models.tables import processed_webhook_events
+from observability import metrics
 from payments.provider import PaymentError
 from payments.stripe_provider import InvalidWebhook, StripePaymentProvider, order_id_of
 
@@ -41,7 +42,8 @@ PAYMENT_INTENT_EVENTS = frozenset(
 )
 
 
-def _answer(status: int, message: str) -> Response:
+def _answer(status: int, message: str, *, outcome: str) -> Response:
+    metrics.webhook_delivered(outcome)
     return JSONResponse({"status": message}, status_code=status)
 
 
@@ -76,46 +78,50 @@ async def _mark_processed(conn: Connection, event_id: str) -> None:
 
 async def stripe_webhook(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    async with runtime.db.connection() as conn:
-        return await _handle(request, runtime, conn)
+    try:
+        async with runtime.db.connection() as conn:
+            return await _handle(request, runtime, conn)
+    except Exception:
+        metrics.webhook_delivered("error")  # answered with INTERNAL by the middleware; Stripe retries
+        raise
 
 
 async def _handle(request: Request, runtime: Runtime, conn: Connection) -> Response:
     provider = runtime.services.provider
     secret = runtime.settings.stripe_webhook_secret
     if not isinstance(provider, StripePaymentProvider) or not secret:
-        return _answer(404, "stripe webhooks are not enabled on this gateway")
+        return _answer(404, "stripe webhooks are not enabled on this gateway", outcome="disabled")
     payload = await request.body()
     try:
         event = provider.verify_webhook(payload, request.headers.get("stripe-signature"), secret)
     except InvalidWebhook as error:
         log.warning("stripe webhook refused: %s", error)
-        return _answer(400, str(error))
+        return _answer(400, str(error), outcome="refused")
     header = _event_header(event)
     if header is None:
-        return _answer(400, "body is not a Stripe event")
+        return _answer(400, "body is not a Stripe event", outcome="refused")
     event_id, event_type = header
     if await _already_processed(conn, event_id):
-        return _answer(200, "duplicate ignored")
+        return _answer(200, "duplicate ignored", outcome="duplicate")
     if event_type not in PAYMENT_INTENT_EVENTS:
         await _mark_processed(conn, event_id)
-        return _answer(200, "ignored")
+        return _answer(200, "ignored", outcome="ignored")
     intent_id, order_id = _intent_reference(event)
     if intent_id is None:
-        return _answer(400, "payment_intent event without a PaymentIntent")
+        return _answer(400, "payment_intent event without a PaymentIntent", outcome="refused")
     if order_id is None:
         log.info("stripe event %s (%s) names no gateway order", event_id, event_type)
         await _mark_processed(conn, event_id)
-        return _answer(200, "no gateway order")
+        return _answer(200, "no gateway order", outcome="ignored")
     try:
         outcome = await provider.retrieve(payment_ref=intent_id, order_id=order_id)
     except PaymentError as error:
         # Unprocessed: Stripe delivers again, and reconciliation catches up.
         log.warning("stripe event %s: re-reading %s failed (%s)", event_id, intent_id, type(error).__name__)
-        return _answer(503, "payment provider unavailable; retry")
+        return _answer(503, "payment provider unavailable; retry", outcome="unavailable")
     if outcome is not None:
         order = await apply_payment_outcome(runtime.services, conn, outcome)
         if order is None:
             log.info("stripe event %s: order %s is unknown here", event_id, order_id)
     await _mark_processed(conn, event_id)
-    return _answer(200, "processed")
+    return _answer(200, "processed", outcome="processed")

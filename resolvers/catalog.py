@@ -1,21 +1,20 @@
 from __future__ import annotations
 
-import strawberry
-
 from billing.catalog import active_plans, products_of
 from resolvers.common import caller_and_customer
+from schema.arguments import ActingCustomer
 from schema.catalog import Plan, Product
 from schema.context import Info
 
 __all__ = ["catalog", "products"]
 
 
-async def catalog(info: Info, acting_customer: strawberry.ID) -> list[Plan]:
+async def catalog(info: Info, acting_customer: ActingCustomer) -> list[Plan]:
     await caller_and_customer(info, acting_customer, billing=False)
     return [Plan.of(plan) for plan in await active_plans(info.context.db)]
 
 
-async def products(info: Info, acting_customer: strawberry.ID) -> list[Product]:
+async def products(info: Info, acting_customer: ActingCustomer) -> list[Product]:
     _, customer = await caller_and_customer(info, acting_customer, billing=False)
     now = info.context.services.clock()
     return [Product.of(product, now=now) for product in await products_of(info.context.db, customer.id)]

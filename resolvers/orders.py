@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -11,10 +12,11 @@ from billing.errors import BadUserInput, NotFound, UserErrors
 from billing.orders import order_of, orders_page
 from models import OrderStatus
 from resolvers.common import caller_and_customer
+from schema.arguments import ActingCustomer, After, First, OrderId
 from schema.context import Info
 from schema.inputs import BuyLicensesInput, UpgradeStorageInput
 from schema.orders import Order, OrderConnection, OrderEdge, OrderSummary
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from schema.pagination import decode_cursor, encode_cursor, page_info, page_size
 from schema.payloads import OrderPayload, UserError
 
 __all__ = [
@@ -27,7 +29,11 @@ __all__ = [
 ]
 
 
-def _license_request(input: BuyLicensesInput) -> purchases.LicensePurchase:
+LicensesInput = Annotated[BuyLicensesInput, strawberry.argument(description="The licenses to buy.")]
+StorageInput = Annotated[UpgradeStorageInput, strawberry.argument(description="The storage plan to buy or move to.")]
+
+
+def _license_request(input: LicensesInput) -> purchases.LicensePurchase:
     return purchases.LicensePurchase(
         product_id=input.product_id,
         quantity=input.quantity,
@@ -36,7 +42,7 @@ def _license_request(input: BuyLicensesInput) -> purchases.LicensePurchase:
     )
 
 
-def _storage_request(input: UpgradeStorageInput) -> purchases.StorageUpgrade:
+def _storage_request(input: StorageInput) -> purchases.StorageUpgrade:
     return purchases.StorageUpgrade(
         plan_id=input.plan_id,
         licenses=input.licenses,
@@ -53,13 +59,11 @@ async def _summary(info: Info, acting_customer: str, request: purchases.Request)
     return OrderSummary.of_quote(quote)
 
 
-async def license_purchase_summary(info: Info, acting_customer: strawberry.ID, input: BuyLicensesInput) -> OrderSummary:
+async def license_purchase_summary(info: Info, acting_customer: ActingCustomer, input: LicensesInput) -> OrderSummary:
     return await _summary(info, acting_customer, _license_request(input))
 
 
-async def storage_upgrade_summary(
-    info: Info, acting_customer: strawberry.ID, input: UpgradeStorageInput
-) -> OrderSummary:
+async def storage_upgrade_summary(info: Info, acting_customer: ActingCustomer, input: StorageInput) -> OrderSummary:
     return await _summary(info, acting_customer, _storage_request(input))
 
 
@@ -73,14 +77,14 @@ async def _payload(placing: Awaitable[purchases.OrderResult]) -> OrderPayload:
     return OrderPayload(order=Order.of(result.order), user_errors=[UserError.of(e) for e in result.user_errors])
 
 
-async def buy_licenses(info: Info, acting_customer: strawberry.ID, input: BuyLicensesInput) -> OrderPayload:
+async def buy_licenses(info: Info, acting_customer: ActingCustomer, input: LicensesInput) -> OrderPayload:
     context = info.context
     return await _payload(
         purchases.buy_licenses(context.services, context.db, context.caller(), acting_customer, _license_request(input))
     )
 
 
-async def upgrade_storage(info: Info, acting_customer: strawberry.ID, input: UpgradeStorageInput) -> OrderPayload:
+async def upgrade_storage(info: Info, acting_customer: ActingCustomer, input: StorageInput) -> OrderPayload:
     context = info.context
     return await _payload(
         purchases.upgrade_storage(
@@ -89,7 +93,7 @@ async def upgrade_storage(info: Info, acting_customer: strawberry.ID, input: Upg
     )
 
 
-async def order(info: Info, acting_customer: strawberry.ID, id: strawberry.ID) -> Order | None:
+async def order(info: Info, acting_customer: ActingCustomer, id: OrderId) -> Order | None:
     """The order, or a NOT_FOUND error: an id the caller may not see names nothing."""
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
     view = await order_of(info.context.db, customer.id, id) if plausible_id(id) else None
@@ -111,10 +115,12 @@ def _order_key(cursor: str) -> tuple[datetime, str]:
 
 async def orders(
     info: Info,
-    acting_customer: strawberry.ID,
-    first: int | None = None,
-    after: str | None = None,
-    status: OrderStatus | None = None,
+    acting_customer: ActingCustomer,
+    first: First = None,
+    after: After = None,
+    status: Annotated[
+        OrderStatus | None, strawberry.argument(description="Only orders in this status; omitted: all.")
+    ] = None,
 ) -> OrderConnection:
     """The customer's orders, newest first."""
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
@@ -127,5 +133,5 @@ async def orders(
     ]
     return OrderConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info([edge.cursor for edge in edges], has_next_page=len(rows) > limit, after=after),
     )

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Annotated
 
 import strawberry
 
 from billing import payment_methods as domain
 from billing.errors import UserErrors
 from resolvers.common import caller_and_customer
+from schema.arguments import ActingCustomer, PaymentMethodId
 from schema.billing import BillingDetails, PaymentMethod
 from schema.context import Info
 from schema.inputs import AddPaymentMethodInput
@@ -16,7 +18,7 @@ from schema.tenancy import Customer
 __all__ = ["add_payment_method", "billing_details", "remove_payment_method", "set_primary_payment_method"]
 
 
-async def billing_details(info: Info, acting_customer: strawberry.ID) -> BillingDetails:
+async def billing_details(info: Info, acting_customer: ActingCustomer) -> BillingDetails:
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
     methods = [PaymentMethod.of(m) for m in await domain.active_payment_methods(info.context.db, customer.id)]
     return BillingDetails(
@@ -36,7 +38,9 @@ async def _payload(change: Awaitable[domain.PaymentMethodView]) -> PaymentMethod
 
 
 async def add_payment_method(
-    info: Info, acting_customer: strawberry.ID, input: AddPaymentMethodInput
+    info: Info,
+    acting_customer: ActingCustomer,
+    input: Annotated[AddPaymentMethodInput, strawberry.argument(description="The card to add.")],
 ) -> PaymentMethodPayload:
     return await _payload(
         domain.add_payment_method(
@@ -51,7 +55,7 @@ async def add_payment_method(
 
 
 async def set_primary_payment_method(
-    info: Info, acting_customer: strawberry.ID, payment_method_id: strawberry.ID
+    info: Info, acting_customer: ActingCustomer, payment_method_id: PaymentMethodId
 ) -> PaymentMethodPayload:
     return await _payload(
         domain.set_primary_payment_method(
@@ -65,7 +69,7 @@ async def set_primary_payment_method(
 
 
 async def remove_payment_method(
-    info: Info, acting_customer: strawberry.ID, payment_method_id: strawberry.ID
+    info: Info, acting_customer: ActingCustomer, payment_method_id: PaymentMethodId
 ) -> PaymentMethodPayload:
     return await _payload(
         domain.remove_payment_method(

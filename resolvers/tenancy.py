@@ -3,8 +3,9 @@ from __future__ import annotations
 import strawberry
 
 from billing.customers import customers_page
+from schema.arguments import After, First
 from schema.context import Info
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from schema.pagination import decode_cursor, encode_cursor, page_info, page_size
 from schema.tenancy import Customer, CustomerConnection, CustomerEdge, Partner, Viewer
 
 __all__ = ["customers", "viewer"]
@@ -20,7 +21,7 @@ def viewer(info: Info) -> Viewer:
     )
 
 
-async def customers(info: Info, first: int | None = None, after: str | None = None) -> CustomerConnection:
+async def customers(info: Info, first: First = None, after: After = None) -> CustomerConnection:
     """The caller's partner's customers, by name."""
     principal = info.context.caller()
     limit = page_size(first, info.context.settings.max_page_size)
@@ -35,5 +36,5 @@ async def customers(info: Info, first: int | None = None, after: str | None = No
     ]
     return CustomerConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info([edge.cursor for edge in edges], has_next_page=len(rows) > limit, after=after),
     )

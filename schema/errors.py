@@ -1,6 +1,7 @@
 """How errors reach clients: every top-level error carries ``extensions.code``;
 expected ones keep their message, anything unexpected becomes INTERNAL with no
-trace, SQL or detail (those go to the log, once)."""
+trace, SQL or detail (those go to the log, once, with the request id that the
+error carries as ``extensions.requestId``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from billing.errors import BadUserInput, GatewayError, RateLimited, UserErrors
+from observability.requests import current_request_id
 
 __all__ = ["ErrorCodes", "SubscriptionsOverWebSocketOnly", "classify_errors", "is_unexpected", "log_unexpected"]
 
@@ -47,6 +49,10 @@ def _classify(error: GraphQLError) -> GraphQLError:
             extensions["field"] = list(first.field)
     elif original is not None and not isinstance(original, GraphQLError):
         extensions = {"code": "INTERNAL"}
+        # The request id finds this request's log line (with the traceback).
+        request_id = current_request_id()
+        if request_id is not None:
+            extensions["requestId"] = request_id
         message = "Internal error."
     elif "code" not in extensions:
         too_many_tokens = isinstance(error, GraphQLSyntaxError) and any(m in error.message for m in _PARSER_LIMITS)

@@ -1,3 +1,5 @@
+"""Mutation and summary inputs, each field described with its rules."""
+
 from __future__ import annotations
 
 import strawberry
@@ -7,28 +9,50 @@ from models import BillingInterval
 __all__ = ["AddPaymentMethodInput", "BuyLicensesInput", "UpgradeStorageInput"]
 
 
-@strawberry.input
+_PAYMENT_METHOD = (
+    "The card to charge (`pm_…`, one of the acting customer's; else PAYMENT_METHOD_NOT_FOUND). Omitted: the "
+    "primary card (none: NO_PAYMENT_METHOD)."
+)
+_IDEMPOTENCY_KEY = (
+    "1 to 255 characters you choose per intended purchase (else BAD_USER_INPUT). Repeating a request with the "
+    "same key returns the first order and never charges twice; the same key with different input is "
+    "IDEMPOTENCY_KEY_REUSED."
+)
+
+
+@strawberry.input(description="A card to add to the acting customer.")
 class AddPaymentMethodInput:
-    payment_method_token: str = strawberry.field(description="A token made client-side by Stripe.js.")
-    make_primary: bool | None = False
+    payment_method_token: str = strawberry.field(
+        description="A payment method token made client-side by Stripe.js (`pm_…`); never a card number. With the "
+        "sandbox provider, Stripe's test tokens: `pm_card_visa`, `pm_card_chargeDeclined`…"
+    )
+    make_primary: bool | None = strawberry.field(
+        default=False, description="Make it the primary card. The customer's first card is primary anyway."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Licenses to add to a product the customer holds.")
 class BuyLicensesInput:
-    product_id: strawberry.ID
-    quantity: int = strawberry.field(description="Licenses to add to the product (1 to 10,000).")
-    payment_method_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Default: the customer's primary payment method."
+    product_id: strawberry.ID = strawberry.field(
+        description="The acting customer's product (`prd_…`); any other id is PRODUCT_NOT_FOUND."
     )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Repeat a request safely: the same key returns the first order."
-    )
+    quantity: int = strawberry.field(description="Licenses to add: 1 to 10,000, else INVALID_QUANTITY.")
+    payment_method_id: strawberry.ID | None = strawberry.field(default=None, description=_PAYMENT_METHOD)
+    idempotency_key: str | None = strawberry.field(default=None, description=_IDEMPOTENCY_KEY)
 
 
-@strawberry.input
+@strawberry.input(
+    description="A cloud-storage plan to buy, or to move the customer's storage product to (plan, licenses and "
+    "interval together)."
+)
 class UpgradeStorageInput:
-    plan_id: strawberry.ID
-    licenses: int
-    billing_interval: BillingInterval
-    payment_method_id: strawberry.ID | None = None
-    idempotency_key: str | None = None
+    plan_id: strawberry.ID = strawberry.field(
+        description="An active CLOUD_STORAGE plan of the catalogue (`plan_…`); else PLAN_NOT_FOUND."
+    )
+    licenses: int = strawberry.field(
+        description="Total licenses on the new plan: 1 to 10,000 and at least the licenses assigned now, else "
+        "INVALID_QUANTITY."
+    )
+    billing_interval: BillingInterval = strawberry.field(description="Billing interval of the new plan.")
+    payment_method_id: strawberry.ID | None = strawberry.field(default=None, description=_PAYMENT_METHOD)
+    idempotency_key: str | None = strawberry.field(default=None, description=_IDEMPOTENCY_KEY)

@@ -7,11 +7,15 @@ from billing.money import format_minor
 __all__ = ["Money"]
 
 
-@strawberry.type(description='An exact amount: `amount` is a decimal string such as "12.50".')
+@strawberry.type(
+    description="An exact amount of money, never a float: compute with `minorUnits` (an integer), show `amount`."
+)
 class Money:
-    amount: str
-    minor_units: int
-    currency: str
+    amount: str = strawberry.field(
+        description='Decimal string with two decimals, "-" for a credit: "12.50", "0.00", "-3.20".'
+    )
+    minor_units: int = strawberry.field(description="The same amount in the currency's minor unit: 1250 for 12.50.")
+    currency: str = strawberry.field(description='ISO 4217 code, upper case, e.g. "USD".')
 
     @classmethod
     def of(cls, minor: int, currency: str) -> Money:

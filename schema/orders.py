@@ -15,6 +15,7 @@ from models import BillingInterval, OrderKind, OrderStatus
 from schema.billing import PaymentMethod
 from schema.context import Info
 from schema.money import Money
+from schema.node import Node
 from schema.pagination import PageInfo, decode_cursor, encode_cursor
 
 __all__ = [
@@ -42,12 +43,17 @@ class _PricedLine(Protocol):
     def amount_minor(self) -> int: ...
 
 
-@strawberry.type
+@strawberry.type(description="One line of an order: what is bought (or credited) and for how much.")
 class OrderLine:
-    description: str
-    quantity: int
-    unit_price: Money
-    amount: Money
+    description: str = strawberry.field(
+        description='Human-readable, e.g. "Backup Essentials: 3 licenses added, monthly, pro rata for 12 of 30 days '
+        'until 2026-03-01".'
+    )
+    quantity: int = strawberry.field(description="Licenses on this line.")
+    unit_price: Money = strawberry.field(
+        description="Price per license on this line (after proration; negative for a credit)."
+    )
+    amount: Money = strawberry.field(description="`quantity` × `unitPrice`, exactly.")
 
     @classmethod
     def of(cls, line: _PricedLine, currency: str) -> OrderLine:
@@ -59,12 +65,14 @@ class OrderLine:
         )
 
 
-@strawberry.type(description="What an order charges; `total` is exactly the amount charged.")
+@strawberry.type(
+    description="What an order charges. A summary query returns exactly what the matching mutation then charges."
+)
 class OrderSummary:
-    lines: list[OrderLine]
-    subtotal: Money
-    total: Money
-    billing_interval: BillingInterval
+    lines: list[OrderLine] = strawberry.field(description="The charges and credits, in order.")
+    subtotal: Money = strawberry.field(description="The sum of the lines' amounts.")
+    total: Money = strawberry.field(description="The amount charged to the card (no taxes are added).")
+    billing_interval: BillingInterval = strawberry.field(description="The interval the order bills for.")
 
     @classmethod
     def of_quote(cls, quote: Quote) -> OrderSummary:
@@ -77,18 +85,24 @@ class OrderSummary:
         )
 
 
-@strawberry.type
-class Order:
-    id: strawberry.ID
-    kind: OrderKind
-    status: OrderStatus
-    total: Money
-    failure_reason: str | None
-    client_secret: str | None = strawberry.field(
-        description="Set while REQUIRES_ACTION: pass it to Stripe.js to finish 3-D Secure."
+@strawberry.type(
+    description="A purchase (`ord_…`) and its payment. Licenses or storage change once, only when it SUCCEEDED; "
+    "watch it with paymentConfirmation."
+)
+class Order(Node):
+    kind: OrderKind = strawberry.field(description="What the order buys.")
+    status: OrderStatus = strawberry.field(
+        description="Where its payment stands; final once SUCCEEDED, FAILED or CANCELED."
     )
-    created_at: datetime
-    updated_at: datetime
+    total: Money = strawberry.field(description="The amount charged (or to be charged).")
+    failure_reason: str | None = strawberry.field(
+        description='Why the payment FAILED, in the provider\'s words (e.g. "Your card was declined."); null otherwise.'
+    )
+    client_secret: str | None = strawberry.field(
+        description="Set only while REQUIRES_ACTION: pass it to Stripe.js (handleNextAction) to finish 3-D Secure."
+    )
+    created_at: datetime = strawberry.field(description="When the order was placed.")
+    updated_at: datetime = strawberry.field(description="When its status last changed.")
     view: strawberry.Private[OrderView]
 
     @classmethod
@@ -105,7 +119,7 @@ class Order:
             view=view,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The lines and totals the order charged.")
     async def summary(self, info: Info) -> OrderSummary:
         lines: list[OrderLineView] = await info.context.loaders.order_lines.load(self.view.id)
         currency = self.view.currency
@@ -116,7 +130,7 @@ class Order:
             billing_interval=self.view.billing_interval,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The card charged; null if none was (a removed card is still shown).")
     async def payment_method(self, info: Info) -> PaymentMethod | None:
         if self.view.payment_method_id is None:
             return None
@@ -124,16 +138,16 @@ class Order:
         return PaymentMethod.of(method) if method else None
 
 
-@strawberry.type
+@strawberry.type(description="An order in a page of orders.")
 class OrderEdge:
-    cursor: str
-    node: Order
+    cursor: str = strawberry.field(description="Opaque; pass it as `after` to continue after this order.")
+    node: Order = strawberry.field(description="The order.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of orders, newest first (Relay connection).")
 class OrderConnection:
-    edges: list[OrderEdge]
-    page_info: PageInfo
+    edges: list[OrderEdge] = strawberry.field(description="The orders of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page stands: is there a next one, and its cursors.")
 
 
 def event_cursor(seq: int) -> str:
@@ -147,12 +161,15 @@ def decode_event_cursor(cursor: str) -> int:
     return seq
 
 
-@strawberry.type(description="An order took a status. `cursor` resumes orderStatusChanged(after:).")
+@strawberry.type(description="An order took a status; each event is stored and has a cursor.")
 class OrderStatusEvent:
-    order: Order
-    status: OrderStatus
-    occurred_at: datetime
-    cursor: str
+    order: Order = strawberry.field(description="The order as it stands now (its status may have moved on since).")
+    status: OrderStatus = strawberry.field(description="The status the order took in this event.")
+    occurred_at: datetime = strawberry.field(description="When it took that status.")
+    cursor: str = strawberry.field(
+        description="Opaque and the same for every subscriber: pass it to orderStatusChanged(after:) to resume "
+        "right after this event."
+    )
     # What is computed for this event once and shared by every subscriber
     # (see subscriptions.multiplex); None when nothing is shared.
     shared: strawberry.Private[dict[Any, Any] | None] = None

@@ -9,24 +9,40 @@ from schema.orders import Order
 __all__ = ["OrderPayload", "PaymentMethodPayload", "UserError"]
 
 
-@strawberry.type(description="A business outcome of a mutation, e.g. CARD_DECLINED.")
+@strawberry.type(
+    description="Why a mutation did not do (all of) what was asked: an expected business outcome, not a fault. "
+    "Each mutation's description lists the codes it returns; README's \"Error codes\" explains them all."
+)
 class UserError:
-    field: list[str] | None
-    code: str
-    message: str
+    field: list[str] | None = strawberry.field(
+        description='Path to the input at fault, e.g. ["input", "quantity"]; null when no single input is.'
+    )
+    code: str = strawberry.field(
+        description="Stable, machine-readable: INVALID_QUANTITY, PRODUCT_NOT_FOUND, PLAN_NOT_FOUND, "
+        "PAYMENT_METHOD_NOT_FOUND, NO_PAYMENT_METHOD, CARD_DECLINED, IDEMPOTENCY_KEY_REUSED, ORDER_IN_PROGRESS, "
+        "DOWNGRADE_NOT_SUPPORTED, NOTHING_TO_CHANGE, INVALID_PAYMENT_METHOD_TOKEN, PAYMENT_PROVIDER_UNAVAILABLE."
+    )
+    message: str = strawberry.field(description="For people; may change between versions, so match on `code`.")
 
     @classmethod
     def of(cls, error: DomainUserError) -> UserError:
         return cls(field=list(error.field) if error.field else None, code=error.code, message=error.message)
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of a payment-method mutation.")
 class PaymentMethodPayload:
-    payment_method: PaymentMethod | None
-    user_errors: list[UserError]
+    payment_method: PaymentMethod | None = strawberry.field(
+        description="The payment method as changed; null when `userErrors` says why nothing changed."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Empty when the change was made.")
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of a purchase.")
 class OrderPayload:
-    order: Order | None
-    user_errors: list[UserError]
+    order: Order | None = strawberry.field(
+        description="The order placed (or, for a repeated idempotencyKey, the first one). Null when no order was "
+        "placed; a declined payment returns the FAILED order and CARD_DECLINED."
+    )
+    user_errors: list[UserError] = strawberry.field(
+        description="Empty when the order was placed and its payment not refused."
+    )

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     # (CORS) and open its WebSocket; the gateway's own pages always may.
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     graphiql: Annotated[bool, NoDecode] = True
+    # Observability (docs/deploy.md, "Metrics, logs and traces").
+    log_format: str = "json"
+    metrics_token: str | None = Field(default=None, repr=False)
+    # Several workers' metrics in one scrape; prometheus-client reads it too.
+    prometheus_multiproc_dir: str | None = None
+    # Tracing: None means "on when an OTLP endpoint is configured".
+    otel: Annotated[bool | None, NoDecode] = None
+    otel_exporter_otlp_endpoint: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -139,9 +147,9 @@ class Settings(BaseSettings):
     def _origins(cls, value: object) -> object:
         return parse_origins(value) if isinstance(value, str) else value
 
-    @field_validator("graphiql", mode="before")
+    @field_validator("graphiql", "otel", mode="before")
     @classmethod
-    def _graphiql(cls, value: object) -> object:
+    def _switch(cls, value: object) -> object:
         # Unlike pydantic's booleans, a misspelt switch is an error.
         if isinstance(value, str):
             word = value.strip().lower()
@@ -152,6 +160,21 @@ class Settings(BaseSettings):
             raise ValueError("must be 'on' or 'off'")
         return value
 
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        word = value.strip().lower()
+        if word not in {"json", "text"}:
+            raise ValueError("must be 'json' (one JSON object a line) or 'text' (for a terminal)")
+        return word
+
+    @field_validator("prometheus_multiproc_dir")
+    @classmethod
+    def _multiprocess_dir(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_dir():
+            raise ValueError(f"must be an existing directory, got {value!r}")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -159,6 +182,11 @@ class Settings(BaseSettings):
         if level not in _LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
         return level
+
+    @property
+    def tracing(self) -> bool:
+        """Whether operations are traced: OTEL=on, or an OTLP endpoint set and OTEL not off."""
+        return self.otel if self.otel is not None else self.otel_exporter_otlp_endpoint is not None
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -13,6 +14,7 @@ from billing.orders import OrderView, orders_by_id
 from events.hub import Delivery
 from events.log import EventFilter, latest_event
 from resolvers.common import caller_and_customer
+from schema.arguments import ActingCustomer, OptionalActingCustomer
 from schema.context import Info
 from schema.orders import OrderStatusEvent, decode_event_cursor
 
@@ -40,7 +42,11 @@ async def _as_graphql(info: Info, delivery: Delivery) -> OrderStatusEvent:
 
 
 async def payment_confirmation(
-    info: Info, acting_customer: strawberry.ID, order_id: strawberry.ID
+    info: Info,
+    acting_customer: ActingCustomer,
+    order_id: Annotated[
+        strawberry.ID, strawberry.argument(description="The order to watch (`ord_…`); another customer's is NOT_FOUND.")
+    ],
 ) -> AsyncGenerator[OrderStatusEvent, None]:
     """The order's current status first, then each change; ends after a terminal status."""
     principal, customer = await caller_and_customer(info, acting_customer, billing=True)
@@ -78,7 +84,15 @@ async def _confirmation_stream(info: Info, event_filter: EventFilter) -> AsyncGe
 
 
 async def order_status_changed(
-    info: Info, acting_customer: strawberry.ID | None = None, after: str | None = None
+    info: Info,
+    acting_customer: OptionalActingCustomer = None,
+    after: Annotated[
+        str | None,
+        strawberry.argument(
+            description="An event's `cursor`: first every stored event after it, in order, then live ones. "
+            "Omitted: live events only."
+        ),
+    ] = None,
 ) -> AsyncGenerator[OrderStatusEvent, None]:
     """Order events of one customer (or all the partner's); stored ones after
     ``after`` first, then live ones, with no gap and no repeat."""

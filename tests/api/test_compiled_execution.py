@@ -21,7 +21,7 @@ import hypothesis.internal.conjecture.optimiser  # noqa: F401 - imported up fron
 import pytest
 import pytest_asyncio
 from graphql import ExecutionResult, execute, parse, validate
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
 
@@ -212,9 +212,15 @@ async def test_what_the_planner_leaves_to_graphql_core(gateway: GatewayServer) -
 async def test_generated_queries_answer_alike(
     gateway: GatewayServer, shop: dict[str, str], data: st.DataObject
 ) -> None:
-    query = str(data.draw(queries(gateway.app_schema, allow_x00=False)))
+    # node(id:) returns an interface, which the planner leaves to graphql-core.
+    fields = [name for name in gateway.app_schema.query_type.fields if name != "node"]  # type: ignore[union-attr]
+    query = str(data.draw(queries(gateway.app_schema, fields=fields, allow_x00=False)))
     if data.draw(st.booleans()):
         # Most generated ids name nothing; aim some at the tenant's own rows.
         query = re.sub(r'actingCustomer: ("(?:[^"\\]|\\.)*"|-?\d+)', f'actingCustomer: "{shop["acme"]}"', query)
+    try:
+        plan_operation(gateway.app_schema, parse(query), None)
+    except Unsupported:
+        assume(False)  # graphql-core runs it on the hot path too (e.g. node(id:), an interface)
     compiled, interpreted = await both_ways(gateway, shop["owner"], query, {})
     assert compiled == interpreted

@@ -38,6 +38,7 @@ class GraphQLClient:
 
     async def post(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(kwargs.pop("headers", None) or {})
         return await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kwargs
         )

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,8 +53,18 @@ class ProcessError(RuntimeError):
 class GatewayProcess:
     """``python -m uvicorn gateway.asgi:app --port N`` with its own environment."""
 
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        access_log: bool = False,
+        uvicorn: Sequence[str] = (sys.executable, "-m", "uvicorn"),
+    ) -> None:
         self.name = name
+        self.access_log = access_log
+        self.uvicorn = list(uvicorn)  # how to run uvicorn's command line
         self.port = free_port()
         self.log_path = log_dir / f"gateway-{name}-{self.port}.log"
         self._env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
@@ -78,8 +88,9 @@ class GatewayProcess:
     # -- lifecycle --------------------------------------------------------------
 
     def spawn(self) -> None:
-        argv = [sys.executable, "-m", "uvicorn", "gateway.asgi:app", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port), "--ws-per-message-deflate", "false", "--no-access-log"]
+        argv = [*self.uvicorn, "gateway.asgi:app", "--host", "127.0.0.1"]
+        argv += ["--port", str(self.port), "--ws-per-message-deflate", "false"]
+        argv += [] if self.access_log else ["--no-access-log"]
         argv += ["--timeout-graceful-shutdown", "2"]
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
