@@ -20,3 +20,5 @@ class BillingServices:
     provider: PaymentProvider
     notifier: EventNotifier
     clock: Callable[[], datetime] = field(default=utcnow)
+    # RENEWAL_RETRY_DAYS: days after a period's end to retry charging the next one.
+    renewal_retry_days: tuple[int, ...] = (1, 3, 7)

@@ -7,8 +7,7 @@ from datetime import datetime
 import strawberry
 
 from billing.catalog import PlanView, ProductView
-from billing.periods import current_period
-from models import BillingInterval, PlanKind
+from models import BillingInterval, PlanKind, ProductStatus
 from schema.money import Money
 
 __all__ = ["Plan", "Product"]
@@ -31,7 +30,7 @@ class Plan:
         return Money.of(self.view.price_minor(interval), self.view.currency)
 
 
-@strawberry.type(description="A plan a customer holds (the Products page).")
+@strawberry.type(description="A plan a customer holds (the Products page), billed each period until canceled.")
 class Product:
     id: strawberry.ID
     plan: Plan
@@ -42,10 +41,24 @@ class Product:
     storage_gb: int | None = strawberry.field(
         description="Total cloud storage (per-license storage × licenses); null for backup plans."
     )
-    current_period_end: datetime
+    status: ProductStatus
+    current_period_start: datetime = strawberry.field(description="Start of the last paid period.")
+    current_period_end: datetime = strawberry.field(
+        description="End of the last paid period; it moves on only when the next period is paid."
+    )
+    renews_at: datetime | None = strawberry.field(
+        description="When the next period is charged (while PAST_DUE: the next retry); "
+        "null when canceled or set to cancel."
+    )
+    cancel_at_period_end: bool = strawberry.field(
+        description="Set to cancel when the current period ends (cancelProduct; resumeProduct undoes it)."
+    )
+    scheduled_licenses: int | None = strawberry.field(
+        description="Total licenses from the next period (scheduleLicenseChange); null: unchanged."
+    )
 
     @classmethod
-    def of(cls, view: ProductView, *, now: datetime) -> Product:
+    def of(cls, view: ProductView) -> Product:
         plan = view.plan
         return cls(
             id=strawberry.ID(view.id),
@@ -55,5 +68,10 @@ class Product:
             assigned_licenses=view.assigned_licenses,
             available_licenses=view.available_licenses,
             storage_gb=plan.storage_gb * view.total_licenses if plan.storage_gb is not None else None,
-            current_period_end=current_period(view.period_anchor, view.billing_interval, now).end,
+            status=view.status,
+            current_period_start=view.current_period_start,
+            current_period_end=view.current_period_end,
+            renews_at=view.renews_at,
+            cancel_at_period_end=view.cancel_at_period_end,
+            scheduled_licenses=view.scheduled_licenses,
         )
