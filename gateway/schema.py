@@ -13,6 +13,7 @@ from strawberry.types.execution import ExecutionContext
 from resolvers import catalog as catalog_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import payment_methods as payment_method_resolvers
+from resolvers import products as product_resolvers
 from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
 from schema.billing import BillingDetails
@@ -20,7 +21,7 @@ from schema.catalog import Plan, Product
 from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, log_unexpected
 from schema.limits import Limits, limits_extension
 from schema.orders import Order, OrderConnection, OrderSummary
-from schema.payloads import OrderPayload, PaymentMethodPayload
+from schema.payloads import OrderPayload, PaymentMethodPayload, ProductPayload
 from schema.tenancy import CustomerConnection, Viewer
 from settings import Settings
 from subscriptions import streams
@@ -53,6 +54,9 @@ class Mutation:
     )
     buy_licenses: OrderPayload = strawberry.mutation(resolver=order_resolvers.buy_licenses)
     upgrade_storage: OrderPayload = strawberry.mutation(resolver=order_resolvers.upgrade_storage)
+    schedule_license_change: ProductPayload = strawberry.mutation(resolver=product_resolvers.schedule_license_change)
+    cancel_product: ProductPayload = strawberry.mutation(resolver=product_resolvers.cancel_product)
+    resume_product: ProductPayload = strawberry.mutation(resolver=product_resolvers.resume_product)
 
 
 @strawberry.type

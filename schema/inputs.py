@@ -4,7 +4,13 @@ import strawberry
 
 from models import BillingInterval
 
-__all__ = ["AddPaymentMethodInput", "BuyLicensesInput", "UpgradeStorageInput"]
+__all__ = [
+    "AddPaymentMethodInput",
+    "BuyLicensesInput",
+    "ProductInput",
+    "ScheduleLicenseChangeInput",
+    "UpgradeStorageInput",
+]
 
 
 @strawberry.input
@@ -32,3 +38,16 @@ class UpgradeStorageInput:
     billing_interval: BillingInterval
     payment_method_id: strawberry.ID | None = None
     idempotency_key: str | None = None
+
+
+@strawberry.input
+class ScheduleLicenseChangeInput:
+    product_id: strawberry.ID
+    total_licenses: int = strawberry.field(
+        description="Total licenses from the next period: 1 to the current total, not below assignedLicenses."
+    )
+
+
+@strawberry.input
+class ProductInput:
+    product_id: strawberry.ID

@@ -4,9 +4,10 @@ import strawberry
 
 from billing.errors import UserError as DomainUserError
 from schema.billing import PaymentMethod
+from schema.catalog import Product
 from schema.orders import Order
 
-__all__ = ["OrderPayload", "PaymentMethodPayload", "UserError"]
+__all__ = ["OrderPayload", "PaymentMethodPayload", "ProductPayload", "UserError"]
 
 
 @strawberry.type(description="A business outcome of a mutation, e.g. CARD_DECLINED.")
@@ -29,4 +30,10 @@ class PaymentMethodPayload:
 @strawberry.type
 class OrderPayload:
     order: Order | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ProductPayload:
+    product: Product | None
     user_errors: list[UserError]
