@@ -13,6 +13,7 @@ from datetime import timedelta
 from broadcaster import Broadcast
 
 from billing.reconcile import reconcile_orders
+from billing.renewals import renew_due_products
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from events.backends import backend_healthy, make_broadcast_backend
@@ -63,6 +64,18 @@ class Runtime:
             except Exception:
                 log.exception("periodic reconciliation failed")
 
+    async def _renew_periodically(self) -> None:
+        interval = self.settings.renewal_interval_s
+        while True:
+            # Jittered like reconciliation; instances racing a pass is safe anyway.
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                await renew_due_products(self.services)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic renewal pass failed")
+
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
@@ -76,12 +89,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         queue_size=settings.subscriber_queue_size,
     )
     provider = make_provider(settings, db)
-    services = BillingServices(db=db, provider=provider, notifier=hub)
+    services = BillingServices(db=db, provider=provider, notifier=hub, renewal_retry_days=settings.renewal_retry_days)
     runtime = Runtime(settings=settings, db=db, hub=hub, services=services, broadcast=broadcast)
     await hub.start()
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:
         runtime._tasks.append(asyncio.create_task(runtime._reconcile_periodically(), name="reconcile"))
+    if settings.renewal_interval_s > 0:
+        runtime._tasks.append(asyncio.create_task(runtime._renew_periodically(), name="renew"))
     try:
         yield runtime
     finally:
