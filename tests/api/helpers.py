@@ -132,6 +132,22 @@ mutation UpgradeStorage($c: ID!, $input: UpgradeStorageInput!) {{
 }}
 """
 
+SCHEDULE_LICENSE_CHANGE = f"""
+mutation ScheduleLicenseChange($c: ID!, $input: ScheduleLicenseChangeInput!) {{
+  scheduleLicenseChange(actingCustomer: $c, input: $input) {{ product {{ {PRODUCT_FIELDS} }} {USER_ERRORS} }}
+}}
+"""
+CANCEL_PRODUCT = f"""
+mutation CancelProduct($c: ID!, $input: ProductInput!) {{
+  cancelProduct(actingCustomer: $c, input: $input) {{ product {{ {PRODUCT_FIELDS} }} {USER_ERRORS} }}
+}}
+"""
+RESUME_PRODUCT = f"""
+mutation ResumeProduct($c: ID!, $input: ProductInput!) {{
+  resumeProduct(actingCustomer: $c, input: $input) {{ product {{ {PRODUCT_FIELDS} }} {USER_ERRORS} }}
+}}
+"""
+
 
 def owner(gateway: GatewayServer, tenant: DemoTenant, role: str = "PARTNER_OWNER") -> GraphQLClient:
     return gateway.client(tenant.tokens[role])
