@@ -423,6 +423,71 @@ async def test_a_storage_plan_renews_and_a_canceled_one_can_be_bought_again(gate
     }
 
 
+async def test_the_worked_example_of_docs_billing(gateway: GatewayServer) -> None:
+    """docs/billing.md, "A worked example", row by row."""
+    acme = await holder(gateway)
+    await set_period(gateway, acme.product_id, JAN_31)
+
+    # Feb 10: the summary for 3 licenses, then the purchase
+    pin_clock(gateway, datetime(2025, 2, 10, 12, 0, tzinfo=UTC))
+    variables = {"c": acme.customer_id, "input": {"productId": acme.product_id, "quantity": 3}}
+    summary = (await acme.client.data(LICENSE_SUMMARY, variables))["licensePurchaseSummary"]
+    assert [(line["description"], line["unitPrice"]["minorUnits"]) for line in summary["lines"]] == [
+        ("Backup Professional: 3 licenses added, monthly, pro rata for 18 of 28 days until 2025-02-28", 482)
+    ]
+    assert summary["total"] == {"amount": "14.46", "minorUnits": 1446, "currency": "USD"}
+    bought = await buy(acme.client, acme.customer_id, acme.product_id, 3)
+    assert bought["order"]["total"]["minorUnits"] == 1446
+    assert (await wait_for_status(acme.client, acme.customer_id, bought["order"]["id"]))["status"] == "SUCCEEDED"
+    assert (await acme.product())["totalLicenses"] == 13
+
+    # Feb 15: 8 licenses from the next period
+    pin_clock(gateway, datetime(2025, 2, 15, tzinfo=UTC))
+    scheduled = (await acme.change(SCHEDULE_LICENSE_CHANGE, totalLicenses=8))["product"]
+    assert (scheduled["scheduledLicenses"], scheduled["totalLicenses"]) == (8, 13)
+
+    # Feb 28 09:00: renewed for 8 licenses
+    assert await renew(gateway, datetime(2025, 2, 28, 9, 0, tzinfo=UTC)) == counts(renewed=1)
+    (first,) = await acme.renewals()
+    assert first["summary"]["lines"][0]["description"] == (
+        "Backup Professional: 8 licenses, monthly, 2025-02-28 to 2025-03-31"
+    )
+    assert first["total"]["minorUnits"] == 6000
+    product = await acme.product()
+    assert (product["status"], product["totalLicenses"], product["scheduledLicenses"]) == ("ACTIVE", 8, None)
+    assert product["currentPeriodEnd"] == product["renewsAt"] == "2025-03-31T09:00:00+00:00"
+
+    # Mar 31 09:00: the primary card, changed since, is declined
+    await add_card(acme.client, acme.customer_id, "pm_card_chargeCustomerFail", make_primary=True)
+    assert await renew(gateway, datetime(2025, 3, 31, 9, 0, tzinfo=UTC)) == counts(failed=1)
+    product = await acme.product()
+    assert (product["status"], product["currentPeriodEnd"], product["renewsAt"]) == (
+        "PAST_DUE",
+        "2025-03-31T09:00:00+00:00",
+        "2025-04-01T09:00:00+00:00",
+    )
+
+    # a new card, and the retry on Apr 1 09:00 pays Mar 31 to Apr 30
+    await add_card(acme.client, acme.customer_id, "pm_card_visa", make_primary=True)
+    assert await renew(gateway, datetime(2025, 4, 1, 9, 0, tzinfo=UTC)) == counts(renewed=1)
+    product = await acme.product()
+    assert (product["status"], product["currentPeriodEnd"]) == ("ACTIVE", "2025-04-30T09:00:00+00:00")
+    assert [(r["status"], r["total"]["minorUnits"]) for r in await acme.renewals()] == [
+        ("SUCCEEDED", 6000),
+        ("FAILED", 6000),
+        ("SUCCEEDED", 6000),
+    ]
+
+    # Apr 10: cancel; Apr 30 09:00: canceled, nothing charged
+    canceling = (await acme.change(CANCEL_PRODUCT))["product"]
+    assert (canceling["status"], canceling["cancelAtPeriodEnd"], canceling["renewsAt"]) == ("ACTIVE", True, None)
+    assert await renew(gateway, datetime(2025, 4, 30, 9, 0, tzinfo=UTC)) == counts(canceled=1)
+    assert (await acme.product())["status"] == "CANCELED"
+    assert codes(await buy(acme.client, acme.customer_id, acme.product_id, 1)) == ["PRODUCT_NOT_ACTIVE"]
+    assert codes(await acme.change(RESUME_PRODUCT)) == ["PRODUCT_NOT_ACTIVE"]
+    assert len(await acme.renewals()) == 3
+
+
 # -- license changes: the contract's rules ----------------------------------------
 
 
