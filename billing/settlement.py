@@ -8,7 +8,9 @@ and of two reports racing for the same order (the charge's answer and the
 confirmation) the second sees the first's status: PostgreSQL re-checks the
 condition after the first commits, SQLite's writer lock serialises them.
 Fulfilment and the order event are written in the same transaction as the
-move, so they happen exactly once.
+move, so they happen exactly once. A RENEWAL order's moves go to
+:func:`billing.product_renewal.apply_renewal_outcome` (the period advances,
+or a failed attempt is counted) instead of fulfilment.
 """
 
 from __future__ import annotations
