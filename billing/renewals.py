@@ -51,7 +51,7 @@ from billing.services import BillingServices
 from events.log import append_event
 from models import OrderKind, OrderStatus, PlanKind, ProductStatus, new_id
 from models.base import utcnow
-from models.database import Connection, Query, UniqueViolation, any_of
+from models.database import Connection, DatabaseUnavailable, Query, UniqueViolation, any_of
 from models.orders import IN_FLIGHT
 from models.tables import customers, orders, products
 
@@ -161,6 +161,13 @@ async def _renew(
         placed = await _place(services, conn, product_id, customer_id, now=now)
     except UniqueViolation:
         log.info("renewal of %s: another instance placed it first", product_id)
+        return
+    except DatabaseUnavailable:
+        raise  # every other product would fail the same way: end the pass
+    except Exception:
+        # One product's trouble must not hold up the others' renewals; the
+        # next pass tries it again.
+        log.exception("renewal of %s failed", product_id)
         return
     if placed is None:
         return  # renewed, claimed or settled since the product was listed

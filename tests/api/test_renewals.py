@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from billing import renewals
 from billing.reconcile import reconcile_orders
 from billing.renewals import NO_PAYMENT_METHOD, count_settled, renew_due_products
 from models import AuditEntry, Order, OrderEvent, SandboxPayment
@@ -614,6 +615,30 @@ async def test_a_charge_whose_confirmation_died_with_the_process_is_settled_once
     product = await acme.product()
     assert (product["status"], product["currentPeriodEnd"]) == ("ACTIVE", "2025-03-10T00:00:00+00:00")
     assert await charged_amounts(gateway, [renewal["id"]]) == [7500]
+
+
+async def test_one_products_trouble_does_not_hold_up_the_others(
+    gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    troubled, fine = await holder(gateway), await holder(gateway)
+    for who in (troubled, fine):
+        await set_period(gateway, who.product_id, datetime(2025, 1, 10, tzinfo=UTC))
+    real = renewals.primary_payment_method
+
+    async def flaky(conn: Any, customer_id: str) -> Any:
+        if customer_id == troubled.customer_id:
+            raise RuntimeError("a bug, say")
+        return await real(conn, customer_id)
+
+    monkeypatch.setattr(renewals, "primary_payment_method", flaky)
+    assert await renew(gateway, datetime(2025, 2, 10, tzinfo=UTC)) == counts(renewed=1)
+
+    assert (await fine.product())["currentPeriodEnd"] == "2025-03-10T00:00:00+00:00"
+    assert (await troubled.product())["currentPeriodEnd"] == "2025-02-10T00:00:00+00:00"
+    assert await troubled.renewals() == []  # its transaction rolled back: nothing half done
+    assert f"renewal of {troubled.product_id} failed" in caplog.text
+    monkeypatch.undo()
+    assert await renew(gateway, datetime(2025, 2, 10, 1, tzinfo=UTC)) == counts(renewed=1)  # the next pass
 
 
 # -- seen live ------------------------------------------------------------------------
