@@ -11,6 +11,8 @@ confirmations, then the count.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from billing import renewals
+from billing.periods import add_months
 from billing.reconcile import reconcile_orders
 from billing.renewals import NO_PAYMENT_METHOD, count_settled, renew_due_products
 from models import AuditEntry, Order, OrderEvent, SandboxPayment
@@ -639,6 +642,25 @@ async def test_one_products_trouble_does_not_hold_up_the_others(
     assert f"renewal of {troubled.product_id} failed" in caplog.text
     monkeypatch.undo()
     assert await renew(gateway, datetime(2025, 2, 10, 1, tzinfo=UTC)) == counts(renewed=1)  # the next pass
+
+
+async def test_the_running_gateway_renews_on_its_own_one_period_per_pass(tmp_path: Path) -> None:
+    async with serve_gateway(sqlite_settings(tmp_path / "periodic", renewal_interval_s=0.2)) as gateway:
+        acme = await holder(gateway)
+        # three months behind, by the real clock the gateway runs on
+        start = add_months(datetime.now(UTC), -3)
+        await set_period(gateway, acme.product_id, start)
+
+        deadline = time.monotonic() + 30
+        while datetime.fromisoformat((await acme.product())["currentPeriodEnd"]) < datetime.now(UTC):
+            assert time.monotonic() < deadline, await acme.product()
+            await asyncio.sleep(0.05)
+        renewals = [await wait_for_status(acme.client, acme.customer_id, r["id"]) for r in await acme.renewals()]
+
+        assert [r["status"] for r in renewals] == ["SUCCEEDED"] * 3
+        assert [r["summary"]["lines"][0]["description"][-24:] for r in renewals] == [
+            f"{add_months(start, n).date()} to {add_months(start, n + 1).date()}" for n in (1, 2, 3)
+        ]
 
 
 # -- seen live ------------------------------------------------------------------------
