@@ -11,18 +11,21 @@ from sqlalchemy import bindparam, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import BillingInterval, Plan, PlanKind
+from billing.periods import BillingPeriod
+from models import BillingInterval, Plan, PlanKind, ProductStatus
 from models.database import Connection, Query, Row, any_of
 from models.tables import plans, products
 
 __all__ = [
     "DEFAULT_PLANS",
+    "PRODUCT_WITH_PLAN",
     "PlanView",
     "ProductView",
     "active_plans",
     "ensure_catalog",
     "plans_by_id",
     "product_of",
+    "product_view",
     "products_by_id",
     "products_of",
     "storage_product_of",
@@ -55,11 +58,31 @@ class ProductView:
     total_licenses: int
     assigned_licenses: int
     period_anchor: datetime
+    # The last paid period (see models.catalog.Product).
+    current_period_start: datetime
+    current_period_end: datetime
+    status: ProductStatus
+    cancel_at_period_end: bool
+    scheduled_licenses: int | None
+    renewal_attempts: int
+    next_renewal_at: datetime | None
     plan: PlanView
 
     @property
     def available_licenses(self) -> int:
         return self.total_licenses - self.assigned_licenses
+
+    @property
+    def period(self) -> BillingPeriod:
+        return BillingPeriod(self.current_period_start, self.current_period_end)
+
+    @property
+    def renews_at(self) -> datetime | None:
+        """When it is next charged: the period end, or the next retry while
+        past due; None when canceled or set to cancel."""
+        if self.status is ProductStatus.CANCELED or self.cancel_at_period_end:
+            return None
+        return self.next_renewal_at
 
 
 _PLAN = (
@@ -79,10 +102,19 @@ _PRODUCT = (
     products.c.total_licenses,
     products.c.assigned_licenses,
     products.c.period_anchor,
+    products.c.current_period_start,
+    products.c.current_period_end,
+    products.c.status,
+    products.c.cancel_at_period_end,
+    products.c.scheduled_licenses,
+    products.c.renewal_attempts,
+    products.c.next_renewal_at,
 )
 _ACTIVE_PLANS = Query(select(*_PLAN).where(plans.c.active.is_(True)).order_by(plans.c.sort_order, plans.c.id))
 _PLANS_BY_ID = Query(select(*_PLAN).where(any_of(plans.c.id, "ids")))
 _WITH_PLAN = select(*_PRODUCT, *_PLAN).select_from(products.join(plans))
+PRODUCT_WITH_PLAN = _WITH_PLAN
+"""``SELECT`` a product's columns and its plan's (rows for :func:`product_view`)."""
 _PRODUCTS_OF = Query(
     _WITH_PLAN.where(products.c.customer_id == bindparam("customer_id")).order_by(products.c.created_at, products.c.id)
 )
@@ -102,9 +134,30 @@ def _plan(row: Row) -> PlanView:
     return PlanView(id_, name, PlanKind(kind), storage_gb, monthly, yearly, currency, bool(active))
 
 
-def _product(row: Row) -> ProductView:
-    id_, customer_id, interval, total, assigned, anchor = row[:6]
-    return ProductView(id_, customer_id, BillingInterval(interval), total, assigned, anchor, _plan(row[6:]))
+_PRODUCT_WIDTH = len(_PRODUCT)
+
+
+def product_view(row: Row) -> ProductView:
+    """A product from a row of its columns followed by its plan's."""
+    (id_, customer_id, interval, total, assigned, anchor, start, end, status, cancel, scheduled, attempts, next_at) = (
+        row[:_PRODUCT_WIDTH]
+    )
+    return ProductView(
+        id=id_,
+        customer_id=customer_id,
+        billing_interval=BillingInterval(interval),
+        total_licenses=total,
+        assigned_licenses=assigned,
+        period_anchor=anchor,
+        current_period_start=start,
+        current_period_end=end,
+        status=ProductStatus(status),
+        cancel_at_period_end=bool(cancel),
+        scheduled_licenses=scheduled,
+        renewal_attempts=attempts,
+        next_renewal_at=next_at,
+        plan=_plan(row[_PRODUCT_WIDTH:]),
+    )
 
 
 async def active_plans(conn: Connection) -> list[PlanView]:
@@ -116,23 +169,23 @@ async def plans_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, PlanVie
 
 
 async def products_of(conn: Connection, customer_id: str) -> list[ProductView]:
-    return [_product(row) for row in await conn.all(_PRODUCTS_OF, customer_id=customer_id)]
+    return [product_view(row) for row in await conn.all(_PRODUCTS_OF, customer_id=customer_id)]
 
 
 async def product_of(conn: Connection, customer_id: str, product_id: str) -> ProductView | None:
     row = await conn.first(_PRODUCT_OF, customer_id=customer_id, id=product_id)
-    return _product(row) if row else None
+    return product_view(row) if row else None
 
 
 async def products_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, ProductView]:
     """Products by id, whoever holds them: the caller checks the holder."""
-    return {row[0]: _product(row) for row in await conn.all(_PRODUCTS_BY_ID, ids=list(ids))}
+    return {row[0]: product_view(row) for row in await conn.all(_PRODUCTS_BY_ID, ids=list(ids))}
 
 
 async def storage_product_of(conn: Connection, customer_id: str) -> ProductView | None:
     """The customer's cloud-storage product; a customer holds at most one."""
     row = await conn.first(_STORAGE_PRODUCT_OF, customer_id=customer_id)
-    return _product(row) if row else None
+    return product_view(row) if row else None
 
 
 DEFAULT_PLANS: tuple[Plan, ...] = (

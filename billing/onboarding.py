@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import issue_token
 from billing.errors import BadUserInput, NotFound
+from billing.periods import current_period
 from models import BillingInterval, Customer, Partner, PartnerRole, Plan, Product, User
 from models.base import utcnow
 from models.database import Database
@@ -73,9 +74,12 @@ async def create_product(
     assigned: int,
     anchor: datetime,
 ) -> Product:
+    """A product billed from ``anchor``, its current period paid (as if every
+    renewal since ``anchor`` had succeeded)."""
     plan = await session.get(Plan, plan_id)
     if plan is None:
         raise NotFound(f"No plan {plan_id!r}.")
+    period = current_period(anchor, interval, utcnow())
     product = Product(
         customer_id=customer_id,
         plan_id=plan.id,
@@ -84,6 +88,9 @@ async def create_product(
         total_licenses=total,
         assigned_licenses=assigned,
         period_anchor=anchor,
+        current_period_start=period.start,
+        current_period_end=period.end,
+        next_renewal_at=period.end,
     )
     session.add(product)
     return product

@@ -37,7 +37,8 @@ class OrderView:
     subtotal_minor: int
     total_minor: int
     # What fulfilment does once paid: add `quantity` licenses to `product_id`,
-    # or move the customer to `plan_id` with `quantity` licenses.
+    # move the customer to `plan_id` with `quantity` licenses, or (RENEWAL)
+    # pay `product_id`'s next period for `quantity` licenses.
     product_id: str | None
     plan_id: str | None
     quantity: int

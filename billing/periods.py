@@ -1,4 +1,9 @@
-"""Billing periods: a product's periods run from its anchor in whole intervals."""
+"""Billing periods: a product's periods run from its anchor in whole intervals.
+
+A product stores the period it has paid for (``current_period_start`` and
+``current_period_end``); these functions say where its periods fall, never
+which one is paid.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from datetime import date, datetime
 
 from models.catalog import BillingInterval
 
-__all__ = ["BillingPeriod", "add_months", "current_period"]
+__all__ = ["BillingPeriod", "add_months", "current_period", "first_period", "period_after"]
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -33,9 +38,23 @@ class BillingPeriod:
         return (self.end.date() - self.start.date()).days
 
 
+def _months(interval: BillingInterval) -> int:
+    return 1 if interval == BillingInterval.MONTHLY else 12
+
+
+def first_period(start: datetime, interval: BillingInterval) -> BillingPeriod:
+    """The first period of a plan bought at ``start`` (which becomes its anchor)."""
+    return BillingPeriod(start, add_months(start, _months(interval)))
+
+
+def period_after(anchor: datetime, interval: BillingInterval, period: BillingPeriod) -> BillingPeriod:
+    """The period following ``period``: from its end to the anchor's next boundary."""
+    return BillingPeriod(period.end, current_period(anchor, interval, period.end).end)
+
+
 def current_period(anchor: datetime, interval: BillingInterval, now: datetime) -> BillingPeriod:
     """The period containing ``now`` (the first one if ``now`` precedes the anchor)."""
-    step = 1 if interval is BillingInterval.MONTHLY else 12
+    step = _months(interval)
     if now < anchor:
         return BillingPeriod(anchor, add_months(anchor, step))
     # Jump close to the right period, then walk; computing from the anchor each

@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy import bindparam, select
@@ -37,7 +39,8 @@ from billing.payment_methods import (
     payment_methods_by_id,
     primary_payment_method,
 )
-from billing.quotes import Quote, license_purchase_quote, storage_upgrade_quote
+from billing.product_renewal import renewal_in_flight
+from billing.quotes import Quote, QuoteLine, license_purchase_quote, storage_upgrade_quote
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from events.log import append_event
@@ -56,6 +59,7 @@ __all__ = [
     "buy_licenses",
     "charge_order",
     "charge_request",
+    "insert_order",
     "quote_for",
     "record_order",
     "upgrade_storage",
@@ -221,6 +225,38 @@ def _order_row(order: OrderView) -> dict[str, object]:
 _INSERT_LINE = Query(insert_into(order_lines, skip=("id",)))
 
 
+async def insert_order(
+    tx: Connection,
+    order: OrderView,
+    lines: Sequence[QuoteLine],
+    *,
+    created_by_user_id: str | None,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    renewal_attempt: int | None = None,
+) -> None:
+    """Store ``order`` and its lines (a RENEWAL order with the period it pays for)."""
+    await tx.execute(
+        _INSERT_ORDER,
+        **_order_row(order),
+        created_by_user_id=created_by_user_id,
+        fulfilled_at=None,
+        period_start=period_start,
+        period_end=period_end,
+        renewal_attempt=renewal_attempt,
+    )
+    for position, line in enumerate(lines):
+        await tx.execute(
+            _INSERT_LINE,
+            order_id=order.id,
+            position=position,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price_minor,
+            amount_minor=line.amount_minor,
+        )
+
+
 async def _replay(tx: Connection, customer_id: str, request: Request) -> OrderView | None:
     """The order an idempotency key already made, if any; a different request
     under the same key is refused."""
@@ -261,6 +297,14 @@ async def record_order(
                     "wait for it to finish (watch paymentConfirmation).",
                 )
             )
+        if quote.kind is OrderKind.LICENSE_PURCHASE and await renewal_in_flight(tx, quote.product_id or ""):
+            raise UserErrors(
+                UserError(
+                    "ORDER_IN_PROGRESS",
+                    "This product's renewal is being paid; buy licenses once it has settled "
+                    "(watch orderStatusChanged).",
+                )
+            )
         order_id = new_id("ord")
         order = OrderView(
             id=order_id,
@@ -286,17 +330,7 @@ async def record_order(
             created_at=stamp,
             updated_at=stamp,
         )
-        await tx.execute(_INSERT_ORDER, **_order_row(order), created_by_user_id=principal.user_id, fulfilled_at=None)
-        for position, line in enumerate(quote.lines):
-            await tx.execute(
-                _INSERT_LINE,
-                order_id=order_id,
-                position=position,
-                description=line.description,
-                quantity=line.quantity,
-                unit_price_minor=line.unit_price_minor,
-                amount_minor=line.amount_minor,
-            )
+        await insert_order(tx, order, quote.lines, created_by_user_id=principal.user_id)
         await audit.record(
             tx,
             partner_id=principal.partner_id,

@@ -11,8 +11,7 @@ from billing.catalog import PlanView, ProductView, plans_by_id, product_of, stor
 from billing.customers import CustomerView
 from billing.errors import UserError, UserErrors
 from billing.money import prorate
-from billing.periods import current_period
-from models import BillingInterval, OrderKind, PlanKind
+from models import BillingInterval, OrderKind, PlanKind, ProductStatus
 from models.database import Connection
 
 __all__ = [
@@ -70,14 +69,23 @@ async def license_purchase_quote(
     conn: Connection, customer: CustomerView, *, product_id: str, quantity: int, now: datetime
 ) -> Quote:
     """Licenses added to a product, charged pro rata (by whole days) for the rest
-    of its current period, at the product's plan price for its interval."""
+    of its current (paid) period, at the product's plan price for its interval."""
     check_quantity(quantity, ("input", "quantity"))
     product = await product_of(conn, customer.id, product_id) if plausible_id(product_id) else None
     if product is None:
         raise UserErrors(UserError("PRODUCT_NOT_FOUND", "No such product for this customer.", ("input", "productId")))
+    if product.status is not ProductStatus.ACTIVE:
+        raise UserErrors(
+            UserError(
+                "PRODUCT_NOT_ACTIVE",
+                f"The product is {product.status.value.lower().replace('_', ' ')}: licenses can only be added "
+                "to an active product.",
+                ("input", "productId"),
+            )
+        )
     plan = product.plan
     interval = product.billing_interval
-    period = current_period(product.period_anchor, interval, now)
+    period = product.period
     days_left = period.days_left(now.date())
     unit = prorate(plan.price_minor(interval), days_left, period.length_days)
     line = QuoteLine(
@@ -123,7 +131,10 @@ async def storage_upgrade_quote(
     ]
     current = await storage_product_of(conn, customer.id)
     if current is not None:
-        lines.append(_credit_line(current, licenses=licenses, plan=plan, interval=interval, now=now))
+        _check_replacement(current, licenses=licenses, plan=plan, interval=interval)
+        credit = _credit_line(current, now=now)
+        if credit is not None:
+            lines.append(credit)
     quote = Quote(
         kind=OrderKind.STORAGE_UPGRADE,
         lines=tuple(lines),
@@ -145,11 +156,9 @@ async def storage_upgrade_quote(
     return quote
 
 
-def _credit_line(
-    current: ProductView, *, licenses: int, plan: PlanView, interval: BillingInterval, now: datetime
-) -> QuoteLine:
-    current_interval = current.billing_interval
-    if current.plan.id == plan.id and current_interval == interval and current.total_licenses == licenses:
+def _check_replacement(current: ProductView, *, licenses: int, plan: PlanView, interval: BillingInterval) -> None:
+    same = current.plan.id == plan.id and current.billing_interval == interval and current.total_licenses == licenses
+    if same and current.status is ProductStatus.ACTIVE:
         raise UserErrors(
             UserError("NOTHING_TO_CHANGE", "The customer already holds this plan with these licenses.", ("input",))
         )
@@ -161,10 +170,17 @@ def _credit_line(
                 ("input", "licenses"),
             )
         )
+
+
+def _credit_line(current: ProductView, *, now: datetime) -> QuoteLine | None:
+    """A pro rata credit for the paid days of the storage plan being replaced;
+    None when none are left (past due, canceled, or its period is over)."""
+    period = current.period
+    if current.status is not ProductStatus.ACTIVE or now >= period.end:
+        return None
     old_plan = current.plan
-    period = current_period(current.period_anchor, current_interval, now)
     days_left = period.days_left(now.date())
-    unit = prorate(old_plan.price_minor(current_interval), days_left, period.length_days)
+    unit = prorate(old_plan.price_minor(current.billing_interval), days_left, period.length_days)
     return QuoteLine(
         description=f"Credit for {days_left} unused of {period.length_days} days on {old_plan.name}",
         quantity=current.total_licenses,

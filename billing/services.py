@@ -28,3 +28,5 @@ class BillingServices:
     # Called after each committed order status change (placement included),
     # e.g. to count it; the gateway passes its metrics, billing knows no more.
     order_status_committed: Callable[[OrderKind, OrderStatus], None] = _ignore
+    # RENEWAL_RETRY_DAYS: days after a period's end to retry charging the next one.
+    renewal_retry_days: tuple[int, ...] = (1, 3, 7)

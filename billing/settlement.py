@@ -8,7 +8,9 @@ and of two reports racing for the same order (the charge's answer and the
 confirmation) the second sees the first's status: PostgreSQL re-checks the
 condition after the first commits, SQLite's writer lock serialises them.
 Fulfilment and the order event are written in the same transaction as the
-move, so they happen exactly once.
+move, so they happen exactly once. A RENEWAL order's moves go to
+:func:`billing.product_renewal.apply_renewal_outcome` (the period advances,
+or a failed attempt is counted) instead of fulfilment.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from sqlalchemy import bindparam, func, select, update
 from billing import audit
 from billing.catalog import plans_by_id, storage_product_of
 from billing.orders import ORDER_COLUMNS, OrderView, order_view, orders_by_id
+from billing.periods import first_period
+from billing.product_renewal import apply_renewal_outcome
 from billing.services import BillingServices
 from events.log import append_event
-from models import OrderKind, OrderStatus, PlanKind, new_id
+from models import OrderKind, OrderStatus, PlanKind, ProductStatus, new_id
 from models.base import utcnow
 from models.database import Connection, Query, any_of, insert_into
 from models.orders import may_come_from
@@ -68,7 +72,15 @@ _CHANGE_PLAN = Query(
         plan_id=bindparam("plan_id"),
         billing_interval=bindparam("billing_interval"),
         total_licenses=bindparam("total_licenses"),
+        # A new plan starts a new billing cycle, paid from now.
         period_anchor=bindparam("now"),
+        current_period_start=bindparam("now"),
+        current_period_end=bindparam("period_end"),
+        status=ProductStatus.ACTIVE.value,
+        cancel_at_period_end=False,
+        scheduled_licenses=None,
+        renewal_attempts=0,
+        next_renewal_at=bindparam("period_end"),
         updated_at=bindparam("now"),
     )
 )
@@ -107,7 +119,9 @@ async def apply_payment_outcome(
                 log.info("order %s: ignoring %s after %s", current.id, new_status, current.status)
             return current
         order = order_view(moved[0])
-        if new_status is OrderStatus.SUCCEEDED:
+        if order.kind is OrderKind.RENEWAL:
+            await apply_renewal_outcome(tx, order, new_status, now=now, retry_days=services.renewal_retry_days)
+        elif new_status is OrderStatus.SUCCEEDED:
             await _fulfil(tx, order, now=now)
         await audit.record(
             tx,
@@ -149,6 +163,7 @@ async def _fulfil(tx: Connection, order: OrderView, *, now: datetime) -> None:
     # Apply to whatever storage product the customer holds now: the one quoted,
     # or one another order created meanwhile.
     current = await storage_product_of(tx, order.customer_id)
+    period = first_period(now, order.billing_interval)
     if current is None:
         await tx.execute(
             _NEW_PRODUCT,
@@ -160,6 +175,13 @@ async def _fulfil(tx: Connection, order: OrderView, *, now: datetime) -> None:
             total_licenses=order.quantity,
             assigned_licenses=0,
             period_anchor=now,
+            current_period_start=period.start,
+            current_period_end=period.end,
+            status=ProductStatus.ACTIVE.value,
+            cancel_at_period_end=False,
+            scheduled_licenses=None,
+            renewal_attempts=0,
+            next_renewal_at=period.end,
             created_at=utcnow(),
             updated_at=now,
         )
@@ -171,4 +193,5 @@ async def _fulfil(tx: Connection, order: OrderView, *, now: datetime) -> None:
         billing_interval=order.billing_interval.value,
         total_licenses=order.quantity,
         now=now,
+        period_end=period.end,
     )

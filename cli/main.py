@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,31 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> None:
     asyncio.run(work())
 
 
+def cmd_renew(args: argparse.Namespace, settings: Settings) -> None:
+    """One renewal pass, as of now or of ``--as-of`` (a test clock)."""
+    from billing.renewals import count_settled, renew_due_products
+    from gateway.runtime import running
+    from payments.sandbox import SandboxPaymentProvider
+
+    async def work() -> None:
+        async with running(settings) as runtime:
+            services = runtime.services
+            if args.as_of is not None:
+                as_of = args.as_of
+                services.clock = lambda: as_of  # settlement stamps by the same clock
+            report = await renew_due_products(services)
+            if report.unsettled and isinstance(services.provider, SandboxPaymentProvider):
+                # The sandbox confirms a moment later; this process would exit first.
+                await services.provider.drain()
+                report = await count_settled(services, report)
+        text = f"renewed {report.renewed}, failed {report.failed}, canceled {report.canceled}"
+        if report.unsettled:
+            text += f"; {len(report.unsettled)} not settled yet (processing or awaiting authentication)"
+        _print(args, report.as_json(), text)
+
+    asyncio.run(work())
+
+
 def cmd_init_db(args: argparse.Namespace, settings: Settings) -> None:
     async def work(_db: Database) -> None:
         print("database ready", file=sys.stderr)
@@ -195,6 +221,14 @@ def _port(text: str) -> int:
     return port
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2027-01-31T12:00:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="partner-billing",
@@ -248,6 +282,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("export-schema", cmd_export_schema, "print or write the GraphQL SDL")
     sub.add_argument(
         "--output", "-o", default="-", help=f"file to write (default: stdout; the repo keeps {SCHEMA_FILE})"
+    )
+    sub = command(
+        "renew",
+        cmd_renew,
+        "charge every product whose period has ended for its next period, retry past-due ones "
+        "and cancel those set to cancel (the gateway does this every RENEWAL_INTERVAL_S)",
+    )
+    sub.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="TIME",
+        help="run as if the clock said TIME (ISO 8601, e.g. 2027-01-31T12:00:00Z; no offset means UTC): a test clock",
     )
     sub = command("reconcile", cmd_reconcile, "settle unfinished orders from the payment provider")
     sub.add_argument("--older-than", type=float, default=0.0, help="only orders untouched for this many seconds")

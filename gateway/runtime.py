@@ -13,6 +13,7 @@ from datetime import timedelta
 from broadcaster import Broadcast
 
 from billing.reconcile import reconcile_orders
+from billing.renewals import renew_due_products
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from events.backends import backend_healthy, make_broadcast_backend
@@ -67,6 +68,18 @@ class Runtime:
             except Exception:
                 log.exception("periodic reconciliation failed")
 
+    async def _renew_periodically(self) -> None:
+        interval = self.settings.renewal_interval_s
+        while True:
+            # Jittered like reconciliation; instances racing a pass is safe anyway.
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                await renew_due_products(self.services)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic renewal pass failed")
+
 
 def _count_order_status(kind: OrderKind, status: OrderStatus) -> None:
     metrics.order_status_changed(kind.value, status.value)
@@ -85,7 +98,13 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     )
     provider = make_provider(settings, db)
     metrics.declare_order_labels([kind.value for kind in OrderKind], [status.value for status in OrderStatus])
-    services = BillingServices(db=db, provider=provider, notifier=hub, order_status_committed=_count_order_status)
+    services = BillingServices(
+        db=db,
+        provider=provider,
+        notifier=hub,
+        order_status_committed=_count_order_status,
+        renewal_retry_days=settings.renewal_retry_days,
+    )
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -98,6 +117,8 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:
         runtime._tasks.append(asyncio.create_task(runtime._reconcile_periodically(), name="reconcile"))
+    if settings.renewal_interval_s > 0:
+        runtime._tasks.append(asyncio.create_task(runtime._renew_periodically(), name="renew"))
     try:
         yield runtime
     finally:

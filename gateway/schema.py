@@ -18,6 +18,7 @@ from resolvers import catalog as catalog_resolvers
 from resolvers import node as node_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import payment_methods as payment_method_resolvers
+from resolvers import products as product_resolvers
 from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
 from schema.billing import BillingDetails
@@ -27,7 +28,7 @@ from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, classify_e
 from schema.limits import Limits
 from schema.node import Node
 from schema.orders import Order, OrderConnection, OrderSummary
-from schema.payloads import OrderPayload, PaymentMethodPayload
+from schema.payloads import OrderPayload, PaymentMethodPayload, ProductPayload
 from schema.scalars import DATE_TIME
 from schema.tenancy import CustomerConnection, Viewer
 from settings import Settings
@@ -126,6 +127,23 @@ class Mutation:
         + _PURCHASE_ERRORS
         + ", PLAN_NOT_FOUND, DOWNGRADE_NOT_SUPPORTED (worth less than the credit), NOTHING_TO_CHANGE. "
         + _BILLING_ROLE,
+    )
+    schedule_license_change: ProductPayload = strawberry.mutation(
+        resolver=product_resolvers.schedule_license_change,
+        description="Fewer licenses from the product's next period (more licenses: buyLicenses, now). userErrors "
+        "codes: INVALID_QUANTITY (not 1 to the current total), LICENSES_IN_USE (below assignedLicenses), "
+        "PRODUCT_NOT_FOUND, PRODUCT_NOT_ACTIVE, ORDER_IN_PROGRESS. " + _BILLING_ROLE,
+    )
+    cancel_product: ProductPayload = strawberry.mutation(
+        resolver=product_resolvers.cancel_product,
+        description="Stop renewing the product: it stays ACTIVE until its period ends, then is CANCELED (a PAST_DUE "
+        "product is canceled at once). userErrors codes: PRODUCT_NOT_FOUND, PRODUCT_NOT_ACTIVE, "
+        "ORDER_IN_PROGRESS. " + _BILLING_ROLE,
+    )
+    resume_product: ProductPayload = strawberry.mutation(
+        resolver=product_resolvers.resume_product,
+        description="Undo cancelProduct before the period ends: the product renews again. userErrors codes: "
+        "PRODUCT_NOT_FOUND, PRODUCT_NOT_ACTIVE. " + _BILLING_ROLE,
     )
 
 

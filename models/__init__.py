@@ -2,7 +2,7 @@
 
 from models.audit import AuditEntry
 from models.base import UTCDateTime, new_id, utcnow
-from models.catalog import BillingInterval, Plan, PlanKind, Product
+from models.catalog import BillingInterval, Plan, PlanKind, Product, ProductStatus
 from models.orders import Order, OrderEvent, OrderKind, OrderLine, OrderStatus
 from models.payment_methods import PaymentMethod
 from models.payments import ProcessedWebhookEvent, SandboxPayment, SandboxPaymentMethod
@@ -25,6 +25,7 @@ __all__ = [
     "PlanKind",
     "ProcessedWebhookEvent",
     "Product",
+    "ProductStatus",
     "SandboxPayment",
     "SandboxPaymentMethod",
     "UTCDateTime",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, String
+from sqlalchemy import Boolean, CheckConstraint, Column, Index, Integer, String, false, text
 from sqlmodel import Field, SQLModel
 
 from models.base import UTCDateTime, new_id, utcnow
 
-__all__ = ["BillingInterval", "Plan", "PlanKind", "Product"]
+__all__ = ["BillingInterval", "Plan", "PlanKind", "Product", "ProductStatus"]
 
 
 class PlanKind(StrEnum):
@@ -21,6 +21,14 @@ class PlanKind(StrEnum):
 class BillingInterval(StrEnum):
     MONTHLY = "MONTHLY"
     YEARLY = "YEARLY"
+
+
+class ProductStatus(StrEnum):
+    """Where a product's billing stands (see docs/billing.md)."""
+
+    ACTIVE = "ACTIVE"  # its current period is paid
+    PAST_DUE = "PAST_DUE"  # the period after it is not paid yet; renewal is retried
+    CANCELED = "CANCELED"  # renews no more
 
 
 class Plan(SQLModel, table=True):
@@ -47,12 +55,24 @@ class Plan(SQLModel, table=True):
 
 
 class Product(SQLModel, table=True):
-    """A plan a customer holds. Its billing periods run from ``period_anchor``
-    in steps of one interval, so the current period is always derivable."""
+    """A plan a customer holds, billed one period at a time.
+
+    ``current_period_start``/``current_period_end`` is the last paid period: it
+    advances only when the next one is paid (a RENEWAL order). Periods are whole
+    intervals counted from ``period_anchor`` (the billing cycle anchor), so
+    month-end clamping never drifts (Jan 31 → Feb 28 → Mar 31).
+    """
 
     __tablename__ = "products"
     __table_args__ = (
         CheckConstraint("assigned_licenses >= 0 AND total_licenses >= assigned_licenses", name="product_licenses"),
+        CheckConstraint(
+            "status IN ('ACTIVE', 'PAST_DUE', 'CANCELED') AND renewal_attempts >= 0 "
+            "AND (scheduled_licenses IS NULL OR scheduled_licenses >= 1)",
+            name="product_renewal",
+        ),
+        # The renewal pass: products whose next attempt is due.
+        Index("products_renewal_due", "next_renewal_at"),
     )
 
     id: str = Field(default_factory=lambda: new_id("prd"), primary_key=True, max_length=40)
@@ -63,5 +83,20 @@ class Product(SQLModel, table=True):
     total_licenses: int
     assigned_licenses: int = 0
     period_anchor: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    current_period_start: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    current_period_end: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # Server defaults too, so rows written by a version that predates renewals are valid.
+    status: ProductStatus = Field(
+        default=ProductStatus.ACTIVE,
+        sa_column=Column(String(10), nullable=False, server_default=text("'ACTIVE'")),
+    )
+    cancel_at_period_end: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    # Total licenses from the next period; None: unchanged.
+    scheduled_licenses: int | None = None
+    # Failed attempts to pay the period after the current one (0 when none failed).
+    renewal_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
+    # When the renewal pass next charges (or cancels) it: the period end, then
+    # each retry; None once canceled.
+    next_renewal_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

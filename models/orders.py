@@ -17,6 +17,7 @@ __all__ = ["IN_FLIGHT", "Order", "OrderEvent", "OrderKind", "OrderLine", "OrderS
 class OrderKind(StrEnum):
     LICENSE_PURCHASE = "LICENSE_PURCHASE"
     STORAGE_UPGRADE = "STORAGE_UPGRADE"
+    RENEWAL = "RENEWAL"  # the next period of a product, charged by the renewal pass
 
 
 class OrderStatus(StrEnum):
@@ -63,6 +64,10 @@ class Order(SQLModel, table=True):
         UniqueConstraint("customer_id", "idempotency_key", name="orders_idempotency"),
         Index("orders_customer_created", "customer_id", "created_at", "id"),
         Index("orders_status_updated", "status", "updated_at"),
+        # One renewal order per attempt at a product's period, however many
+        # instances run the renewal pass (other orders leave these NULL, and
+        # NULLs never collide).
+        Index("orders_renewal_attempt", "product_id", "period_start", "renewal_attempt", unique=True),
     )
 
     id: str = Field(default_factory=lambda: new_id("ord"), primary_key=True, max_length=40)
@@ -74,8 +79,10 @@ class Order(SQLModel, table=True):
     currency: str = Field(default="USD", max_length=3)
     subtotal_minor: int
     total_minor: int
-    # What fulfilment does once paid: add `quantity` licenses to `product_id`, or
-    # move the customer to `plan_id` with `quantity` licenses (replacing `product_id`).
+    # What fulfilment does once paid: add `quantity` licenses to `product_id`,
+    # move the customer to `plan_id` with `quantity` licenses (replacing
+    # `product_id`), or (RENEWAL) start `product_id`'s period `period_start` to
+    # `period_end` with `quantity` licenses.
     product_id: str | None = Field(default=None, max_length=40)
     plan_id: str | None = Field(default=None, max_length=64)
     quantity: int
@@ -92,6 +99,10 @@ class Order(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     fulfilled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # RENEWAL orders only: the period paid for, and which attempt at it this is (0 first).
+    period_start: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    period_end: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    renewal_attempt: int | None = None
 
 
 class OrderLine(SQLModel, table=True):

@@ -121,6 +121,13 @@ class SandboxPaymentProvider:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def drain(self) -> None:
+        """Wait until the confirmations already under way have been delivered
+        (a command about to exit, which would otherwise leave them to
+        reconciliation)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def ensure_customer(self, *, customer_id: str, name: str, existing_ref: str | None) -> str:
         return existing_ref or f"sbx_cus_{customer_id}"
 

@@ -16,5 +16,4 @@ async def catalog(info: Info, acting_customer: ActingCustomer) -> list[Plan]:
 
 async def products(info: Info, acting_customer: ActingCustomer) -> list[Product]:
     _, customer = await caller_and_customer(info, acting_customer, billing=False)
-    now = info.context.services.clock()
-    return [Product.of(product, now=now) for product in await products_of(info.context.db, customer.id)]
+    return [Product.of(product) for product in await products_of(info.context.db, customer.id)]

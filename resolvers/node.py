@@ -54,7 +54,7 @@ async def _product(info: Info, id: str) -> Node | None:
     product = (await products_by_id(info.context.db, [id])).get(id)
     if product is None or not await _visible_customer(info, product.customer_id):
         return None
-    return Product.of(product, now=info.context.services.clock())
+    return Product.of(product)
 
 
 async def _order(info: Info, id: str) -> Node | None:

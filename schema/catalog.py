@@ -8,8 +8,7 @@ from typing import Annotated
 import strawberry
 
 from billing.catalog import PlanView, ProductView
-from billing.periods import current_period
-from models import BillingInterval, PlanKind
+from models import BillingInterval, PlanKind, ProductStatus
 from schema.money import Money
 from schema.node import Node
 
@@ -38,11 +37,11 @@ class Plan(Node):
 
 
 @strawberry.type(
-    description="A plan a customer holds (the Products page, `prd_…`). A customer holds at most one cloud-storage "
-    "product."
+    description="A plan a customer holds (the Products page, `prd_…`), billed each period until canceled. A "
+    "customer holds at most one cloud-storage product."
 )
 class Product(Node):
-    plan: Plan = strawberry.field(description="The plan held, which prices new licenses.")
+    plan: Plan = strawberry.field(description="The plan held, which prices new licenses and renewals.")
     billing_interval: BillingInterval = strawberry.field(description="How often the product is billed.")
     total_licenses: int = strawberry.field(description="Licenses paid for, at least 1.")
     assigned_licenses: int = strawberry.field(description="Licenses in use (assigned to devices or users).")
@@ -50,12 +49,25 @@ class Product(Node):
     storage_gb: int | None = strawberry.field(
         description="Total cloud storage in GB (per-license storage × licenses); null for backup plans."
     )
+    status: ProductStatus = strawberry.field(description="Whether the product is paid for and renewing.")
+    current_period_start: datetime = strawberry.field(description="Start of the last paid period.")
     current_period_end: datetime = strawberry.field(
-        description="When the current billing period ends; licenses bought now are charged pro rata until then."
+        description="End of the last paid period; it moves on only when the next period is paid. Licenses bought "
+        "now are charged pro rata until then."
+    )
+    renews_at: datetime | None = strawberry.field(
+        description="When the next period is charged (while PAST_DUE: the next retry); "
+        "null when canceled or set to cancel."
+    )
+    cancel_at_period_end: bool = strawberry.field(
+        description="Set to cancel when the current period ends (cancelProduct; resumeProduct undoes it)."
+    )
+    scheduled_licenses: int | None = strawberry.field(
+        description="Total licenses from the next period (scheduleLicenseChange); null: unchanged."
     )
 
     @classmethod
-    def of(cls, view: ProductView, *, now: datetime) -> Product:
+    def of(cls, view: ProductView) -> Product:
         plan = view.plan
         return cls(
             id=strawberry.ID(view.id),
@@ -65,5 +77,10 @@ class Product(Node):
             assigned_licenses=view.assigned_licenses,
             available_licenses=view.available_licenses,
             storage_gb=plan.storage_gb * view.total_licenses if plan.storage_gb is not None else None,
-            current_period_end=current_period(view.period_anchor, view.billing_interval, now).end,
+            status=view.status,
+            current_period_start=view.current_period_start,
+            current_period_end=view.current_period_end,
+            renews_at=view.renews_at,
+            cancel_at_period_end=view.cancel_at_period_end,
+            scheduled_licenses=view.scheduled_licenses,
         )

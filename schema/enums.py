@@ -7,9 +7,9 @@ from enum import Enum
 
 import strawberry
 
-from models import BillingInterval, OrderKind, OrderStatus, PartnerRole, PlanKind
+from models import BillingInterval, OrderKind, OrderStatus, PartnerRole, PlanKind, ProductStatus
 
-__all__ = ["BillingInterval", "OrderKind", "OrderStatus", "PartnerRole", "PlanKind", "describe_enum"]
+__all__ = ["BillingInterval", "OrderKind", "OrderStatus", "PartnerRole", "PlanKind", "ProductStatus", "describe_enum"]
 
 
 def describe_enum(cls: type[Enum], description: str, values: dict[str, str]) -> None:
@@ -51,6 +51,8 @@ describe_enum(
         "LICENSE_PURCHASE": "Licenses added to a product (buyLicenses), charged pro rata for the current period.",
         "STORAGE_UPGRADE": "A cloud-storage plan bought or changed (upgradeStorage), a full period less a credit "
         "for the unused time on the plan it replaces.",
+        "RENEWAL": "The next period of a product, charged by the gateway at the period's end (scheduled licenses "
+        "or current ones, at the plan's price for the interval) to the customer's primary payment method.",
     },
 )
 describe_enum(
@@ -63,5 +65,15 @@ describe_enum(
         "SUCCEEDED": "Paid; the licenses or storage have been added (final).",
         "FAILED": "Declined or failed; nothing changed but the order, see `failureReason` (final).",
         "CANCELED": "Abandoned before payment; nothing changed (final).",
+    },
+)
+describe_enum(
+    ProductStatus,
+    "Whether a product is paid for and renewing.",
+    {
+        "ACTIVE": "Paid for the current period; renews at its end unless set to cancel.",
+        "PAST_DUE": "The renewal charge failed; it is retried (RENEWAL_RETRY_DAYS) and the product is canceled "
+        "after the last failure. buyLicenses answers PRODUCT_NOT_ACTIVE meanwhile.",
+        "CANCELED": "No longer billed or renewed; buyLicenses answers PRODUCT_NOT_ACTIVE.",
     },
 )

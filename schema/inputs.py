@@ -6,7 +6,13 @@ import strawberry
 
 from models import BillingInterval
 
-__all__ = ["AddPaymentMethodInput", "BuyLicensesInput", "UpgradeStorageInput"]
+__all__ = [
+    "AddPaymentMethodInput",
+    "BuyLicensesInput",
+    "ProductInput",
+    "ScheduleLicenseChangeInput",
+    "UpgradeStorageInput",
+]
 
 
 _PAYMENT_METHOD = (
@@ -56,3 +62,21 @@ class UpgradeStorageInput:
     billing_interval: BillingInterval = strawberry.field(description="Billing interval of the new plan.")
     payment_method_id: strawberry.ID | None = strawberry.field(default=None, description=_PAYMENT_METHOD)
     idempotency_key: str | None = strawberry.field(default=None, description=_IDEMPOTENCY_KEY)
+
+
+@strawberry.input(description="A new total of licenses for a product, from its next period.")
+class ScheduleLicenseChangeInput:
+    product_id: strawberry.ID = strawberry.field(
+        description="The acting customer's product (`prd_…`); any other id is PRODUCT_NOT_FOUND."
+    )
+    total_licenses: int = strawberry.field(
+        description="Total licenses from the next period: 1 to the current total (more: buyLicenses, now), else "
+        "INVALID_QUANTITY; not below assignedLicenses, else LICENSES_IN_USE."
+    )
+
+
+@strawberry.input(description="A product of the acting customer.")
+class ProductInput:
+    product_id: strawberry.ID = strawberry.field(
+        description="The acting customer's product (`prd_…`); any other id is PRODUCT_NOT_FOUND."
+    )

@@ -4,9 +4,10 @@ import strawberry
 
 from billing.errors import UserError as DomainUserError
 from schema.billing import PaymentMethod
+from schema.catalog import Product
 from schema.orders import Order
 
-__all__ = ["OrderPayload", "PaymentMethodPayload", "UserError"]
+__all__ = ["OrderPayload", "PaymentMethodPayload", "ProductPayload", "UserError"]
 
 
 @strawberry.type(
@@ -20,7 +21,8 @@ class UserError:
     code: str = strawberry.field(
         description="Stable, machine-readable: INVALID_QUANTITY, PRODUCT_NOT_FOUND, PLAN_NOT_FOUND, "
         "PAYMENT_METHOD_NOT_FOUND, NO_PAYMENT_METHOD, CARD_DECLINED, IDEMPOTENCY_KEY_REUSED, ORDER_IN_PROGRESS, "
-        "DOWNGRADE_NOT_SUPPORTED, NOTHING_TO_CHANGE, INVALID_PAYMENT_METHOD_TOKEN, PAYMENT_PROVIDER_UNAVAILABLE."
+        "DOWNGRADE_NOT_SUPPORTED, NOTHING_TO_CHANGE, INVALID_PAYMENT_METHOD_TOKEN, PAYMENT_PROVIDER_UNAVAILABLE, "
+        "LICENSES_IN_USE, PRODUCT_NOT_ACTIVE."
     )
     message: str = strawberry.field(description="For people; may change between versions, so match on `code`.")
 
@@ -46,3 +48,11 @@ class OrderPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Empty when the order was placed and its payment not refused."
     )
+
+
+@strawberry.type(description="The outcome of a plan change (scheduleLicenseChange, cancelProduct, resumeProduct).")
+class ProductPayload:
+    product: Product | None = strawberry.field(
+        description="The product as changed; null when `userErrors` says why nothing changed."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Empty when the change was made.")

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=2000, ge=1)
     max_page_size: int = Field(default=100, ge=1)
     reconcile_interval_s: float = Field(default=60.0, ge=0)
+    renewal_interval_s: float = Field(default=60.0, ge=0)
+    # NoDecode: the variable is "1,3,7", not JSON.
+    renewal_retry_days: Annotated[tuple[int, ...], NoDecode] = (1, 3, 7)
     event_poll_interval_s: float = Field(default=2.0, gt=0)
     subscriber_queue_size: int = Field(default=1000, ge=1)
     log_level: str = "INFO"
@@ -146,6 +149,26 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: object) -> object:
         return parse_origins(value) if isinstance(value, str) else value
+
+    @field_validator("renewal_retry_days", mode="before")
+    @classmethod
+    def _retry_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "none":
+                return ()
+            try:
+                value = tuple(int(part) for part in text.split(","))
+            except ValueError:
+                raise ValueError("must be whole days after the period end, e.g. '1,3,7', or 'none'") from None
+        return value
+
+    @field_validator("renewal_retry_days")
+    @classmethod
+    def _retry_days_increase(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(day < 1 or day > 366 for day in value) or list(value) != sorted(set(value)):
+            raise ValueError("retry days must increase, each from 1 to 366, e.g. '1,3,7'")
+        return value
 
     @field_validator("graphiql", "otel", mode="before")
     @classmethod

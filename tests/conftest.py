@@ -15,6 +15,7 @@ def sqlite_settings(tmp_path: Path, **overrides: object) -> Settings:
         "sandbox_confirm_delay_ms": 50,
         "rate_limit": None,
         "reconcile_interval_s": 0,
+        "renewal_interval_s": 0,
         "event_poll_interval_s": 0.5,
     }
     values.update(overrides)

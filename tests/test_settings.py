@@ -60,6 +60,19 @@ def test_values_from_the_environment(env: pytest.MonkeyPatch) -> None:
     assert settings.web_concurrency == 3
 
 
+@pytest.mark.parametrize(("given", "used"), [(" 2, 5 ,10", (2, 5, 10)), ("1", (1,)), ("none", ())])
+def test_renewal_retry_days(env: pytest.MonkeyPatch, given: str, used: tuple[int, ...]) -> None:
+    env.setenv("RENEWAL_RETRY_DAYS", given)
+    assert load_settings().renewal_retry_days == used
+
+
+def test_the_billing_services_default_retry_days_are_the_settings_default() -> None:
+    from billing.services import BillingServices
+
+    default = BillingServices.__dataclass_fields__["renewal_retry_days"].default
+    assert default == Settings().renewal_retry_days == (1, 3, 7)
+
+
 def test_rate_limit_off(env: pytest.MonkeyPatch) -> None:
     env.setenv("RATE_LIMIT", "OFF")
     assert load_settings().rate_limit is None
@@ -104,6 +117,10 @@ def test_database_urls_are_mapped_to_the_async_drivers(env: pytest.MonkeyPatch, 
         ),
         ("DATABASE_URL", "data/gateway.sqlite3", "DATABASE_URL: unsupported scheme none"),
         ("DATABASE_URL", "sqlite+aiosqlite://", "DATABASE_URL: a SQLite URL needs three slashes and a path"),
+        ("RENEWAL_RETRY_DAYS", "1,x", "RENEWAL_RETRY_DAYS: must be whole days after the period end, e.g. '1,3,7'"),
+        ("RENEWAL_RETRY_DAYS", "3,1", "RENEWAL_RETRY_DAYS: retry days must increase, each from 1 to 366"),
+        ("RENEWAL_RETRY_DAYS", "0,2", "RENEWAL_RETRY_DAYS: retry days must increase, each from 1 to 366"),
+        ("RENEWAL_INTERVAL_S", "-1", "RENEWAL_INTERVAL_S: Input should be greater than or equal to 0"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(

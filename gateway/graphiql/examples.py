@@ -35,7 +35,8 @@ query Viewer {
 query ProductsAndCatalog($c: ID!) {
   products(actingCustomer: $c) {
     id plan { name } billingInterval
-    totalLicenses assignedLicenses availableLicenses currentPeriodEnd
+    totalLicenses assignedLicenses availableLicenses
+    status currentPeriodEnd renewsAt scheduledLicenses
   }
   catalog(actingCustomer: $c) {
     id name kind storageGb

@@ -2,7 +2,7 @@
 
 Everything here talks to the gateway the way a client would (GraphQL over real
 HTTP); the only shortcuts are reading rows for assertions, pinning the billing
-clock and moving a product's period anchor so proration is deterministic.
+clock and moving a product's paid period so proration is deterministic.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlmodel import SQLModel, select
 
 from billing.onboarding import DemoTenant
+from billing.periods import BillingPeriod, first_period
 from models import Product
 from tests.conftest import sqlite_settings
 from tests.support.gateway import GatewayServer, GraphQLClient, serve_gateway
@@ -66,7 +67,8 @@ ORDER_FIELDS = f"""
 """
 PAYMENT_METHOD_FIELDS = "id brand last4 expMonth expYear isPrimary"
 PRODUCT_FIELDS = """
-    id billingInterval totalLicenses assignedLicenses availableLicenses storageGb currentPeriodEnd
+    id billingInterval totalLicenses assignedLicenses availableLicenses storageGb
+    status currentPeriodStart currentPeriodEnd renewsAt cancelAtPeriodEnd scheduledLicenses
     plan { id name kind storageGb }
 """
 
@@ -127,6 +129,22 @@ mutation BuyLicenses($c: ID!, $input: BuyLicensesInput!) {{
 UPGRADE_STORAGE = f"""
 mutation UpgradeStorage($c: ID!, $input: UpgradeStorageInput!) {{
   upgradeStorage(actingCustomer: $c, input: $input) {{ order {{ {ORDER_FIELDS} }} {USER_ERRORS} }}
+}}
+"""
+
+SCHEDULE_LICENSE_CHANGE = f"""
+mutation ScheduleLicenseChange($c: ID!, $input: ScheduleLicenseChangeInput!) {{
+  scheduleLicenseChange(actingCustomer: $c, input: $input) {{ product {{ {PRODUCT_FIELDS} }} {USER_ERRORS} }}
+}}
+"""
+CANCEL_PRODUCT = f"""
+mutation CancelProduct($c: ID!, $input: ProductInput!) {{
+  cancelProduct(actingCustomer: $c, input: $input) {{ product {{ {PRODUCT_FIELDS} }} {USER_ERRORS} }}
+}}
+"""
+RESUME_PRODUCT = f"""
+mutation ResumeProduct($c: ID!, $input: ProductInput!) {{
+  resumeProduct(actingCustomer: $c, input: $input) {{ product {{ {PRODUCT_FIELDS} }} {USER_ERRORS} }}
 }}
 """
 
@@ -241,12 +259,20 @@ def pin_clock(gateway: GatewayServer, moment: datetime) -> None:
     gateway.runtime.services.clock = lambda: moment
 
 
-async def set_period_anchor(gateway: GatewayServer, product_id: str, anchor: datetime) -> None:
+async def set_period(
+    gateway: GatewayServer, product_id: str, start: datetime, end: datetime | None = None
+) -> BillingPeriod:
+    """Make ``start`` to ``end`` (default: one interval) the product's paid
+    period, billed from ``start``; returns it."""
     async with gateway.runtime.db.orm(write=True) as session:
         row = await session.get(Product, product_id)
         assert row is not None, product_id
-        row.period_anchor = anchor
+        period = first_period(start, row.billing_interval) if end is None else BillingPeriod(start, end)
+        row.period_anchor = start
+        row.current_period_start, row.current_period_end = period.start, period.end
+        row.next_renewal_at = period.end
         session.add(row)
+    return period
 
 
 async def count_rows(gateway: GatewayServer, model: type[SQLModel], *conditions: Any) -> int:

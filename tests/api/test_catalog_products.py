@@ -17,7 +17,7 @@ from tests.api.helpers import (  # noqa: F401 - fixtures
     error_codes,
     module_gateway,
     rows,
-    set_period_anchor,
+    set_period,
     shared_gateway,
 )
 from tests.support.gateway import GatewayServer
@@ -200,52 +200,72 @@ async def test_catalog_lists_the_six_plans_with_exact_prices(gateway: GatewaySer
 # -- products ---------------------------------------------------------------
 
 
-def _next_monthly_boundary(now: datetime, day: int, hour: int, minute: int) -> datetime:
-    """The first ``day``-of-month at ``hour:minute`` strictly after ``now`` (day <= 28)."""
-    candidate = now.replace(day=day, hour=hour, minute=minute, second=0, microsecond=0)
-    if candidate <= now:
-        candidate = (candidate.replace(day=1) + timedelta(days=32)).replace(day=day)
-    return candidate
-
-
 @pytest.mark.parametrize("role", ROLES)
-async def test_products_show_licenses_plan_and_period(gateway: GatewayServer, role: str) -> None:
-    # given anchors at known instants, so the current periods are known
+async def test_products_show_licenses_plan_and_the_stored_period(gateway: GatewayServer, role: str) -> None:
+    # given periods paid long ago and never renewed since
     tenant = await gateway.tenant()
     acme, globex = tenant.customers
     client = gateway.client(tenant.tokens[role])
     acme_product = (await client.data(PRODUCTS, {"c": acme.id}))["products"][0]
     globex_product = (await client.data(PRODUCTS, {"c": globex.id}))["products"][0]
-    await set_period_anchor(gateway, acme_product["id"], datetime(2020, 1, 15, 9, 30, tzinfo=UTC))
-    await set_period_anchor(gateway, globex_product["id"], datetime(2020, 3, 1, tzinfo=UTC))
-    now = datetime.now(UTC)
-    next_march_first = datetime(now.year + (now.month >= 3), 3, 1, tzinfo=UTC)
+    await set_period(gateway, acme_product["id"], datetime(2020, 1, 31, 9, 30, tzinfo=UTC))
+    await set_period(gateway, globex_product["id"], datetime(2020, 3, 1, tzinfo=UTC))
 
     acme_products = (await client.data(PRODUCTS, {"c": acme.id}))["products"]
     globex_products = (await client.data(PRODUCTS, {"c": globex.id}))["products"]
 
-    assert len(acme_products) == 1 and len(globex_products) == 1
-    acme_held, globex_held = acme_products[0], globex_products[0]
-    assert datetime.fromisoformat(acme_held.pop("currentPeriodEnd")) == _next_monthly_boundary(now, 15, 9, 30)
-    assert datetime.fromisoformat(globex_held.pop("currentPeriodEnd")) == next_march_first
-    assert acme_held == {
-        "id": acme_product["id"],
-        "billingInterval": "MONTHLY",
-        "totalLicenses": 10,
-        "assignedLicenses": 7,
-        "availableLicenses": 3,
-        "storageGb": None,
-        "plan": {"id": "plan_backup_professional", "name": "Backup Professional", "kind": "BACKUP", "storageGb": None},
-    }
-    assert globex_held == {
-        "id": globex_product["id"],
-        "billingInterval": "YEARLY",
-        "totalLicenses": 25,
-        "assignedLicenses": 20,
-        "availableLicenses": 5,
-        "storageGb": None,
-        "plan": {"id": "plan_backup_essentials", "name": "Backup Essentials", "kind": "BACKUP", "storageGb": None},
-    }
+    # then each shows the period it paid for: periods no longer move by themselves
+    assert acme_products == [
+        {
+            "id": acme_product["id"],
+            "billingInterval": "MONTHLY",
+            "totalLicenses": 10,
+            "assignedLicenses": 7,
+            "availableLicenses": 3,
+            "storageGb": None,
+            "status": "ACTIVE",
+            "currentPeriodStart": "2020-01-31T09:30:00.000Z",
+            "currentPeriodEnd": "2020-02-29T09:30:00.000Z",  # a month, clamped to February's last day
+            "renewsAt": "2020-02-29T09:30:00.000Z",
+            "cancelAtPeriodEnd": False,
+            "scheduledLicenses": None,
+            "plan": {
+                "id": "plan_backup_professional",
+                "name": "Backup Professional",
+                "kind": "BACKUP",
+                "storageGb": None,
+            },
+        }
+    ]
+    assert globex_products == [
+        {
+            "id": globex_product["id"],
+            "billingInterval": "YEARLY",
+            "totalLicenses": 25,
+            "assignedLicenses": 20,
+            "availableLicenses": 5,
+            "storageGb": None,
+            "status": "ACTIVE",
+            "currentPeriodStart": "2020-03-01T00:00:00.000Z",
+            "currentPeriodEnd": "2021-03-01T00:00:00.000Z",
+            "renewsAt": "2021-03-01T00:00:00.000Z",
+            "cancelAtPeriodEnd": False,
+            "scheduledLicenses": None,
+            "plan": {"id": "plan_backup_essentials", "name": "Backup Essentials", "kind": "BACKUP", "storageGb": None},
+        }
+    ]
+
+
+async def test_a_seeded_products_paid_period_contains_now(gateway: GatewayServer) -> None:
+    tenant = await gateway.tenant()
+    client = gateway.client(tenant.tokens["PARTNER_ADMIN"])
+    now = datetime.now(UTC)
+    for customer, interval in zip(tenant.customers, ("MONTHLY", "YEARLY"), strict=True):
+        (held,) = (await client.data(PRODUCTS, {"c": customer.id}))["products"]
+        start, end = (datetime.fromisoformat(held[k]) for k in ("currentPeriodStart", "currentPeriodEnd"))
+        assert held["billingInterval"] == interval
+        assert start <= now < end
+        assert end - start >= (timedelta(days=28) if interval == "MONTHLY" else timedelta(days=365))
 
 
 async def test_product_plan_price_resolves(gateway: GatewayServer) -> None:

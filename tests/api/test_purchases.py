@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from models import Order, OrderEvent, OrderKind, OrderStatus, PaymentMethod, SandboxPayment
+from schema.scalars import serialize_date_time
 from tests.api.helpers import (  # noqa: F401 - fixtures
     LICENSE_SUMMARY,
     ORDERS,
@@ -39,7 +40,7 @@ from tests.api.helpers import (  # noqa: F401 - fixtures
     product,
     products,
     rows,
-    set_period_anchor,
+    set_period,
     shared_gateway,
     storage_products_of,
     upgrade,
@@ -61,7 +62,7 @@ STORAGE_1TB_YEARLY = 8000
 
 # 2025-02-20 12:00 UTC; the Acme product's monthly periods run from the 10th.
 FEB_20 = datetime(2025, 2, 20, 12, 0, tzinfo=UTC)
-JAN_10 = datetime(2025, 1, 10, tzinfo=UTC)
+FEB_10 = datetime(2025, 2, 10, tzinfo=UTC)
 
 
 def pro_rata(price: int, days_left: int, period_days: int) -> int:
@@ -124,7 +125,7 @@ async def test_license_summary_is_pro_rata_for_the_rest_of_a_monthly_period(
     acme = tenant.customers[0]
     client = gateway.client(tenant.tokens["PARTNER_OWNER"])
     held = await only_product(client, acme.id)
-    await set_period_anchor(gateway, held["id"], JAN_10)
+    await set_period(gateway, held["id"], FEB_10)
     pin_clock(gateway, clock)
 
     quoted = await license_summary(client, acme.id, held["id"], 3)
@@ -141,7 +142,7 @@ async def test_license_summary_on_a_yearly_product(gateway: GatewayServer) -> No
     globex = tenant.customers[1]
     client = gateway.client(tenant.tokens["PARTNER_FINANCE_ADMIN"])
     held = await only_product(client, globex.id)
-    await set_period_anchor(gateway, held["id"], datetime(2024, 3, 1, tzinfo=UTC))
+    await set_period(gateway, held["id"], datetime(2024, 3, 1, tzinfo=UTC))
     pin_clock(gateway, FEB_20)  # period 2024-03-01 → 2025-03-01: 365 days, 9 left
 
     quoted = await license_summary(client, globex.id, held["id"], 1)
@@ -157,7 +158,7 @@ async def test_license_summary_accepts_the_largest_quantity(gateway: GatewayServ
     acme = tenant.customers[0]
     client = gateway.client(tenant.tokens["PARTNER_OWNER"])
     held = await only_product(client, acme.id)
-    await set_period_anchor(gateway, held["id"], JAN_10)
+    await set_period(gateway, held["id"], FEB_10)
     pin_clock(gateway, FEB_20)
 
     quoted = await license_summary(client, acme.id, held["id"], 10_000)
@@ -174,7 +175,7 @@ async def test_buy_licenses_charges_exactly_the_summary_and_adds_licenses_once(g
     client = gateway.client(tenant.tokens["PARTNER_OWNER"])
     held = await only_product(client, acme.id)
     visa = await add_card(client, acme.id)
-    await set_period_anchor(gateway, held["id"], JAN_10)
+    await set_period(gateway, held["id"], FEB_10)
     pin_clock(gateway, FEB_20)
     quoted = await license_summary(client, acme.id, held["id"], 3)
 
@@ -453,13 +454,23 @@ async def test_first_storage_plan_is_a_full_period_and_creates_a_storage_product
     assert held[0] == backup
     (storage,) = held[1:]
     assert storage["id"] != backup["id"]
-    assert {k: v for k, v in storage.items() if k not in {"id", "currentPeriodEnd"}} == {
+    period = {k: storage.pop(k) for k in ("currentPeriodStart", "currentPeriodEnd", "renewsAt")}
+    assert {k: v for k, v in storage.items() if k != "id"} == {
         "billingInterval": "YEARLY",
         "totalLicenses": 4,
         "assignedLicenses": 0,
         "availableLicenses": 4,
         "storageGb": 4 * 1024,
+        "status": "ACTIVE",
+        "cancelAtPeriodEnd": False,
+        "scheduledLicenses": None,
         "plan": {"id": "plan_storage_1tb", "name": "Cloud Storage 1 TB", "kind": "CLOUD_STORAGE", "storageGb": 1024},
+    }
+    # A year paid from when the payment settled (the billing clock's Feb 20).
+    assert period == {
+        "currentPeriodStart": serialize_date_time(FEB_20),
+        "currentPeriodEnd": serialize_date_time(FEB_20.replace(year=2026)),
+        "renewsAt": serialize_date_time(FEB_20.replace(year=2026)),
     }
 
 

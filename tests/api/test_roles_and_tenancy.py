@@ -17,12 +17,15 @@ from tests.api.helpers import (  # noqa: F401 - fixtures
     BILLING_DETAILS,
     BILLING_ROLES,
     BUY_LICENSES,
+    CANCEL_PRODUCT,
     LICENSE_SUMMARY,
     ORDER,
     ORDERS,
     PRODUCTS,
     REMOVE_PAYMENT_METHOD,
+    RESUME_PRODUCT,
     ROLES,
+    SCHEDULE_LICENSE_CHANGE,
     SET_PRIMARY,
     SHARED_LOOP,
     STORAGE_SUMMARY,
@@ -123,6 +126,13 @@ BILLING_MUTATIONS: list[Operation] = [
             "input": {"planId": "plan_storage_250gb", "licenses": s.storage_licenses, "billingInterval": "MONTHLY"},
         },
     ),
+    (
+        "scheduleLicenseChange",
+        SCHEDULE_LICENSE_CHANGE,
+        lambda s, c: {"c": c, "input": {"productId": s.product_id, "totalLicenses": 8}},
+    ),
+    ("cancelProduct", CANCEL_PRODUCT, lambda s, c: {"c": c, "input": {"productId": s.product_id}}),
+    ("resumeProduct", RESUME_PRODUCT, lambda s, c: {"c": c, "input": {"productId": s.product_id}}),
 ]
 BILLING_OPERATIONS = BILLING_QUERIES + BILLING_MUTATIONS
 READ_OPERATIONS: list[Operation] = [
@@ -522,5 +532,8 @@ async def test_refused_billing_mutations_of_a_partner_admin_are_audited(gateway:
             "payment_method.remove",
             "order.license_purchase",
             "order.storage_upgrade",
+            "product.schedule_license_change",
+            "product.cancel",
+            "product.resume",
         )
     ]

@@ -180,6 +180,10 @@ await scenario(async ({ input, openPage, step, violations }) => {
     return {
       total: Number(await productCell("total").innerText()),
       available: Number(await productCell("available").innerText()),
+      status: await productCell("status").innerText(),
+      paidUntil: await productCell("periodEnd").innerText(),
+      renews: await productCell("renews").innerText(),
+      scheduled: await productCell("scheduled").innerText(),
     };
   });
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from tests.support.dashboard import build_dashboard, require_dashboard_packages,
 from tests.support.gateway import serve_gateway
 
 PRODUCTS = """query($c: ID!) {
-  products(actingCustomer: $c) { id plan { id } billingInterval totalLicenses availableLicenses storageGb }
+  products(actingCustomer: $c) {
+    id plan { id } billingInterval totalLicenses availableLicenses storageGb currentPeriodEnd renewsAt
+  }
 }"""
 SUMMARY = """query($c: ID!, $p: ID!, $q: Int!) {
   licensePurchaseSummary(actingCustomer: $c, input: {productId: $p, quantity: $q}) { total { amount currency } }
@@ -31,6 +34,10 @@ STORAGE_SUMMARY = """query($c: ID!, $p: ID!) {
   }
 }"""
 ORDERS = "query($c: ID!) { orders(actingCustomer: $c, first: 50) { edges { node { id } } } }"
+SCHEDULE = """mutation($c: ID!, $p: ID!, $n: Int!) {
+  scheduleLicenseChange(actingCustomer: $c, input: {productId: $p, totalLicenses: $n}) { userErrors { code } }
+}"""
+SCHEDULED_LICENSES = 9
 STORAGE_PLAN = "plan_storage_250gb"
 ORDER = "query($c: ID!, $o: ID!) { order(actingCustomer: $c, id: $o) { status total { amount currency } } }"
 # Long enough to see an order in flight on screen and to buy while the page's
@@ -72,6 +79,9 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
         owner = gateway.client(tenant.tokens["PARTNER_OWNER"])
         customer = tenant.customers[0]
         product = (await owner.data(PRODUCTS, {"c": customer.id}))["products"][0]
+        # Fewer licenses from the next period: the products table shows the change.
+        scheduled = await owner.data(SCHEDULE, {"c": customer.id, "p": product["id"], "n": SCHEDULED_LICENSES})
+        assert scheduled["scheduleLicenseChange"]["userErrors"] == []
         quote = await owner.data(SUMMARY, {"c": customer.id, "p": product["id"], "q": 2})
         storage_quote = await owner.data(STORAGE_SUMMARY, {"c": customer.id, "p": STORAGE_PLAN})
 
@@ -117,7 +127,16 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
     assert purchase["trail"].endswith("Succeeded"), purchase["trail"]
     assert purchase["succeededOverSocket"]
     assert first["status"] == "SUCCEEDED"
-    assert result["before"] == {"total": product["totalLicenses"], "available": product["availableLicenses"]}
+    before = result["before"]
+    assert (before["total"], before["available"]) == (product["totalLicenses"], product["availableLicenses"])
+    # Its billing: active, paid until the period end, renewing then, with the scheduled change.
+    assert product["renewsAt"] == product["currentPeriodEnd"]
+    paid_until = datetime.fromisoformat(product["currentPeriodEnd"])
+    assert (before["status"], before["scheduled"]) == ("Active", f"{SCHEDULED_LICENSES} licenses")
+    # en-GB, medium: "10 Dec 2026" (ICU spells some months its own way: "Sept")
+    assert before["paidUntil"] == before["renews"]
+    day, month, year = before["paidUntil"].split()
+    assert (int(day), int(year), month[:3]) == (paid_until.day, paid_until.year, f"{paid_until:%b}")
     assert purchase["productTotal"] == product["totalLicenses"] + 2
     assert purchase["productAvailable"] == product["availableLicenses"] + 2
 

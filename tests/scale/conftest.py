@@ -131,6 +131,7 @@ def pg_settings(database_url: str, **overrides: Any) -> Settings:
         "sandbox_confirm_delay_ms": 50,
         "rate_limit": None,
         "reconcile_interval_s": 0,
+        "renewal_interval_s": 0,
         "event_poll_interval_s": 0.5,
     }
     values.update(overrides)

@@ -10,10 +10,12 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -21,14 +23,41 @@ from sqlalchemy import func, inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel, select
 
+from billing.catalog import products_of
+from billing.periods import current_period
 from cli.main import _parser, cmd_migrate
 from gateway.bootstrap import prepare_database
-from migrations.runner import alembic_config, current_revision, head_revision, migrate
-from models import Partner, Plan
+from migrations.runner import BASELINE_REVISION, alembic_config, current_revision, head_revision, migrate
+from models import BillingInterval, Partner, Plan, ProductStatus
 from models.database import Database
 from tests.support.processes import REPO_ROOT
 
 MODEL_TABLES = set(SQLModel.metadata.tables)
+
+# Tables as revision 0001 made them, for rows written before the renewals revision.
+_PARTNERS = sa.table(
+    "partners", sa.column("id"), sa.column("name"), sa.column("created_at", sa.DateTime(timezone=True))
+)
+_CUSTOMERS = sa.table(
+    "customers",
+    sa.column("id"),
+    sa.column("partner_id"),
+    sa.column("name"),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+_PLANS = sa.table(
+    "plans",
+    *(sa.column(name) for name in ("id", "name", "kind", "monthly_price_minor", "yearly_price_minor", "currency")),
+    sa.column("sort_order"),
+    sa.column("active", sa.Boolean()),
+)
+_OLD_PRODUCTS = sa.table(
+    "products",
+    *(sa.column(name) for name in ("id", "customer_id", "plan_id", "plan_kind", "billing_interval")),
+    sa.column("total_licenses"),
+    sa.column("assigned_licenses"),
+    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("period_anchor", "created_at", "updated_at")),
+)
 CLI_TIMEOUT_S = 60
 
 
@@ -107,8 +136,11 @@ async def test_prepare_database_migrates_and_fills_the_catalogue_once(empty_db: 
 
 
 async def test_a_database_made_by_create_all_is_adopted_with_its_data(empty_db: Database) -> None:
+    # What create_all made before migrations existed: the baseline's tables
+    # (today's models have moved on since), with no alembic_version.
+    await migrate(empty_db, BASELINE_REVISION)
     async with empty_db.engine(write=True).begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)
+        await connection.execute(text("DROP TABLE alembic_version"))
     async with empty_db.orm(write=True) as session:
         session.add(Partner(id="ptn_legacy", name="Made before migrations"))
 
@@ -177,3 +209,68 @@ def test_the_procfile_migrates_on_release_and_serves_on_port() -> None:
     assert entries["release"].strip() == "partner-billing migrate"
     assert _parser().parse_args(["migrate"]).handler is cmd_migrate
     assert "--port ${PORT" in entries["web"] and "--workers ${WEB_CONCURRENCY" in entries["web"]
+
+
+async def test_renewals_revision_gives_existing_products_the_period_their_anchor_gives_now(
+    empty_db: Database,
+) -> None:
+    """A product made before stored periods gets the period it showed as
+    current until then, and is ACTIVE with nothing scheduled."""
+    await migrate(empty_db, "0001")
+    anchors = {
+        "prd_monthly": (datetime(2024, 1, 31, 9, 0, tzinfo=UTC), BillingInterval.MONTHLY),
+        "prd_yearly": (datetime(2020, 2, 29, tzinfo=UTC), BillingInterval.YEARLY),
+        "prd_future": (datetime(2999, 5, 1, tzinfo=UTC), BillingInterval.MONTHLY),
+    }
+    stamp = datetime(2024, 1, 1, tzinfo=UTC)
+    async with empty_db.engine(write=True).begin() as connection:
+        await connection.execute(sa.insert(_PARTNERS).values(id="ptn_old", name="Before renewals", created_at=stamp))
+        await connection.execute(
+            sa.insert(_CUSTOMERS).values(id="cst_old", partner_id="ptn_old", name="Old customer", created_at=stamp)
+        )
+        await connection.execute(
+            sa.insert(_PLANS).values(
+                id="plan_old",
+                name="Old plan",
+                kind="BACKUP",
+                monthly_price_minor=100,
+                yearly_price_minor=1000,
+                currency="USD",
+                sort_order=0,
+                active=True,
+            )
+        )
+        for product_id, (anchor, interval) in anchors.items():
+            await connection.execute(
+                sa.insert(_OLD_PRODUCTS).values(
+                    id=product_id,
+                    customer_id="cst_old",
+                    plan_id="plan_old",
+                    plan_kind="BACKUP",
+                    billing_interval=interval.value,
+                    total_licenses=5,
+                    assigned_licenses=2,
+                    period_anchor=anchor,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+    now = datetime.now(UTC)
+
+    assert await migrate(empty_db) == head_revision()
+
+    async with empty_db.connection() as conn:
+        for product_id, (anchor, interval) in anchors.items():
+            view = next(p for p in await products_of(conn, "cst_old") if p.id == product_id)
+            expected = current_period(anchor, interval, now)
+            assert (view.current_period_start, view.current_period_end) == (expected.start, expected.end), product_id
+            assert view.next_renewal_at == view.renews_at == expected.end
+            assert (view.status, view.cancel_at_period_end, view.scheduled_licenses, view.renewal_attempts) == (
+                ProductStatus.ACTIVE,
+                False,
+                None,
+                0,
+            )
+            assert (view.period_anchor, view.total_licenses) == (anchor, 5)
+            assert view.current_period_start <= now < view.current_period_end or anchor > now
+    assert await _run(empty_db, _differences) == []

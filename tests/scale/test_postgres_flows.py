@@ -1,7 +1,8 @@
 """The suite's core flows again, on PostgreSQL instead of SQLite.
 
-The purchase and subscription tests of ``tests/api/test_purchases.py`` and
-``tests/subscriptions/test_streams.py`` that need nothing but a ``gateway``
+The purchase, renewal and subscription tests of ``tests/api/test_purchases.py``,
+``tests/api/test_renewals.py`` and ``tests/subscriptions/test_streams.py`` that
+need nothing but a ``gateway``
 are collected here a second time, with ``gateway`` overridden by an in-process
 gateway on PostgreSQL (its database migrated by the gateway's startup, as
 in production). Same assertions, other database: PostgreSQL's
@@ -22,12 +23,12 @@ from sqlmodel import SQLModel
 
 from gateway.bootstrap import prepare_database
 from models.database import Database
-from tests.api import test_purchases
+from tests.api import test_purchases, test_renewals
 from tests.scale.conftest import pg_settings
 from tests.subscriptions import test_streams
 from tests.support.gateway import GatewayServer, serve_gateway
 
-REUSED_MODULES: tuple[ModuleType, ...] = (test_purchases, test_streams)
+REUSED_MODULES: tuple[ModuleType, ...] = (test_purchases, test_renewals, test_streams)
 
 
 @pytest.fixture
@@ -80,3 +81,4 @@ def test_the_core_flows_are_collected_here() -> None:
     assert len(names) >= 20, names
     assert any("buy_licenses" in name for name in names), names
     assert any("resuming_after_a_cursor" in name for name in names), names
+    assert any("declined_card_goes_past_due" in name for name in names), names

@@ -34,10 +34,12 @@ _POLL_S = 0.05
 
 # The environment every test instance gets unless the test says otherwise:
 # no rate limit (tests fire hundreds of requests with one token), no periodic
-# reconciliation (it would hide a lost confirmation), quiet logs.
+# reconciliation (it would hide a lost confirmation) nor renewal pass (tests
+# run it themselves, with a clock of their own), quiet logs.
 DEFAULT_ENV: Mapping[str, str] = {
     "RATE_LIMIT": "off",
     "RECONCILE_INTERVAL_S": "0",
+    "RENEWAL_INTERVAL_S": "0",
     "SANDBOX_CONFIRM_DELAY_MS": "100",
     "LOG_LEVEL": "WARNING",
     "PAYMENT_PROVIDER": "sandbox",

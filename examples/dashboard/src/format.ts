@@ -1,5 +1,5 @@
 // How money, dates and statuses read on screen.
-import type { Money, OrderKind, OrderStatus } from "./api/types";
+import type { Money, OrderKind, OrderStatus, ProductStatus } from "./api/types";
 
 /** "12.50 EUR": the gateway's exact decimal string, never a float. */
 export function formatMoney(money: Money): string {
@@ -20,6 +20,13 @@ export function formatDateTime(iso: string): string {
 export const ORDER_KIND_LABELS: Record<OrderKind, string> = {
   LICENSE_PURCHASE: "Licenses",
   STORAGE_UPGRADE: "Cloud storage",
+  RENEWAL: "Renewal",
+};
+
+export const PRODUCT_STATUS_LABELS: Record<ProductStatus, string> = {
+  ACTIVE: "Active",
+  PAST_DUE: "Past due",
+  CANCELED: "Canceled",
 };
 
 export const STATUS_LABELS: Record<OrderStatus, string> = {

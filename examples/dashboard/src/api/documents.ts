@@ -85,8 +85,6 @@ const PAYMENT_METHOD_FIELDS = gql`
   }
 `;
 
-// Issue 10 (renewals) adds status, renewsAt, cancelAtPeriodEnd and
-// scheduledLicenses to Product: they go here, once the gateway has them.
 const PRODUCT_FIELDS = gql`
   fragment ProductFields on Product {
     id
@@ -101,7 +99,11 @@ const PRODUCT_FIELDS = gql`
     assignedLicenses
     availableLicenses
     storageGb
+    status
     currentPeriodEnd
+    renewsAt
+    cancelAtPeriodEnd
+    scheduledLicenses
   }
 `;
 

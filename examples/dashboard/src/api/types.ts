@@ -4,7 +4,8 @@
 export type PartnerRole = "PARTNER_OWNER" | "PARTNER_FINANCE_ADMIN" | "PARTNER_ADMIN";
 export type BillingInterval = "MONTHLY" | "YEARLY";
 export type PlanKind = "BACKUP" | "CLOUD_STORAGE";
-export type OrderKind = "LICENSE_PURCHASE" | "STORAGE_UPGRADE";
+export type OrderKind = "LICENSE_PURCHASE" | "STORAGE_UPGRADE" | "RENEWAL";
+export type ProductStatus = "ACTIVE" | "PAST_DUE" | "CANCELED";
 export type OrderStatus = "PENDING" | "PROCESSING" | "REQUIRES_ACTION" | "SUCCEEDED" | "FAILED" | "CANCELED";
 
 export const FINAL_STATUSES: ReadonlySet<OrderStatus> = new Set(["SUCCEEDED", "FAILED", "CANCELED"]);
@@ -44,9 +45,9 @@ export interface CatalogPlan extends Plan {
   yearly: Money;
 }
 
-/** A plan the customer holds. Issue 10 adds `status`, `renewsAt`,
- * `cancelAtPeriodEnd` and `scheduledLicenses`: add them here, to
- * PRODUCT_FIELDS in documents.ts and to the columns of ProductsTable. */
+/** A plan the customer holds, billed each period until canceled. A new
+ * field goes here, in PRODUCT_FIELDS (documents.ts) and, to be seen, in
+ * the columns of ProductsTable. */
 export interface Product {
   id: string;
   plan: Plan;
@@ -55,7 +56,14 @@ export interface Product {
   assignedLicenses: number;
   availableLicenses: number;
   storageGb: number | null;
+  status: ProductStatus;
+  /** End of the last paid period. */
   currentPeriodEnd: string;
+  /** When the next period is charged (past due: the next retry); null when canceled or set to cancel. */
+  renewsAt: string | null;
+  cancelAtPeriodEnd: boolean;
+  /** Total licenses from the next period; null: unchanged. */
+  scheduledLicenses: number | null;
 }
 
 export interface PaymentMethod {

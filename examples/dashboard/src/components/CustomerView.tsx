@@ -64,9 +64,13 @@ interface BillingProps {
 
 function CustomerBilling(props: BillingProps) {
   const { customerId, billing, products, onProductsChanged } = props;
-  // Licenses and storage change when an order succeeds: read the products again then.
+  // Licenses and storage change when an order succeeds, and a renewal that
+  // fails or awaits authentication leaves its product past due: read the
+  // products again then.
   const orders = useLiveOrders(customerId, (event) => {
-    if (event.status === "SUCCEEDED") onProductsChanged();
+    const renewalSettling =
+      event.order.kind === "RENEWAL" && event.status !== "PENDING" && event.status !== "PROCESSING";
+    if (event.status === "SUCCEEDED" || renewalSettling) onProductsChanged();
   });
 
   return (

@@ -1,13 +1,11 @@
 // The customer's products: one row per plan held, one column per fact.
 //
-// Columns are data, so a new Product field is one entry here. Issue 10
-// (renewals) will add status, renewsAt, cancelAtPeriodEnd and
-// scheduledLicenses: extend Product (api/types.ts) and PRODUCT_FIELDS
-// (api/documents.ts), then add their columns below.
+// Columns are data, so a new Product field is one entry here (after adding
+// it to Product in api/types.ts and to PRODUCT_FIELDS in api/documents.ts).
 import type { ReactNode } from "react";
 
 import type { Product } from "../api/types";
-import { formatDate } from "../format";
+import { PRODUCT_STATUS_LABELS, formatDate } from "../format";
 
 interface Column {
   key: string;
@@ -25,8 +23,28 @@ export const PRODUCT_COLUMNS: readonly Column[] = [
   { key: "assigned", header: "Assigned", numeric: true, cell: (p) => p.assignedLicenses },
   { key: "available", header: "Available", numeric: true, cell: (p) => p.availableLicenses },
   { key: "storage", header: "Storage", numeric: true, cell: (p) => (p.storageGb === null ? "—" : `${p.storageGb} GB`) },
-  { key: "periodEnd", header: "Period ends", cell: (p) => formatDate(p.currentPeriodEnd) },
+  {
+    key: "status",
+    header: "Status",
+    cell: (p) => <span className={`badge product-${p.status}`}>{PRODUCT_STATUS_LABELS[p.status]}</span>,
+  },
+  { key: "periodEnd", header: "Paid until", cell: (p) => formatDate(p.currentPeriodEnd) },
+  { key: "renews", header: "Renews", cell: renewal },
+  {
+    key: "scheduled",
+    header: "Next period",
+    cell: (p) => (p.scheduledLicenses === null ? "—" : `${p.scheduledLicenses} licenses`),
+  },
 ];
+
+/** When the next charge comes, or why none will. */
+function renewal(product: Product): string {
+  if (product.status === "CANCELED") return "—";
+  if (product.cancelAtPeriodEnd) return `Cancels ${formatDate(product.currentPeriodEnd)}`;
+  if (product.renewsAt === null) return "—";
+  const date = formatDate(product.renewsAt);
+  return product.status === "PAST_DUE" ? `Retry ${date}` : date;
+}
 
 export function ProductsTable({ products }: { products: readonly Product[] }) {
   if (products.length === 0) return <p>This customer holds no products yet.</p>;
