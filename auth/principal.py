@@ -28,10 +28,10 @@ def parse_bearer(value: object) -> str | None:
     """The token from an ``Authorization`` value, or None if it is not one."""
     if not isinstance(value, str):
         return None
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
+    parts = value.split(None, 1)  # any run of spaces or tabs
+    if len(parts) != 2 or parts[0].lower() != "bearer":
         return None
-    token = token.strip()
+    token = parts[1].strip()
     return token if looks_like_token(token) else None
 
 

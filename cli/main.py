@@ -182,7 +182,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         host=host,
         port=port,
         workers=settings.web_concurrency,
-        ws_per_message_deflate=False,  # ~64 KB per connection otherwise
+        ws_per_message_deflate=False,  # ~43 KB per connection otherwise (docs/performance.md)
+        # A WebSocket message larger than a request body may be closes the socket
+        # (1009) before it is read whole.
+        ws_max_size=settings.max_body_bytes,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
     )

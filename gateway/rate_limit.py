@@ -28,6 +28,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -39,7 +40,6 @@ from redis.exceptions import RedisError
 from strawberry.extensions import SchemaExtension
 
 from auth.principal import Principal
-from billing.errors import RateLimited
 from settings import RateLimit, Settings
 
 __all__ = [
@@ -125,8 +125,8 @@ class LocalRateLimiter:
         if bucket.tokens >= cost:
             bucket.tokens -= cost
             return 0.0
-        # A cost larger than the bucket can ever hold waits for a full bucket.
-        return (min(cost, self.capacity) - bucket.tokens) / self.refill_per_s
+        # (A cost larger than the bucket can hold is never allowed: it waits in vain.)
+        return (cost - bucket.tokens) / self.refill_per_s
 
     async def aclose(self) -> None:
         return None
@@ -148,7 +148,7 @@ local wait = 0
 if tokens >= cost then
   tokens = tokens - cost
 else
-  wait = math.ceil((math.min(cost, capacity) - tokens) / per_ms)
+  wait = math.ceil((cost - tokens) / per_ms)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / per_ms) + 1000)
@@ -197,15 +197,16 @@ def make_rate_limiter(settings: Settings) -> RateLimiter | None:
 class RateLimitOperations(SchemaExtension):
     """The same limit for what Strawberry executes itself: queries over GET,
     and every operation over WebSocket (each subscribe counts, a mutation's
-    every root field)."""
+    every root field). Checked once the document is parsed, before anything
+    runs, so a refused subscription is an ``error`` message like any refusal."""
 
-    async def on_execute(self) -> AsyncIterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         request = getattr(context.context, "request", None)
         runtime = getattr(getattr(getattr(request, "app", None), "state", None), "runtime", None)
         limiter: RateLimiter | None = getattr(runtime, "rate_limiter", None)
         document = context.graphql_document
-        if limiter is not None and document is not None and request is not None:
+        if limiter is not None and document is not None and request is not None and not context.pre_execution_errors:
             operation = get_operation_ast(document, context.operation_name)
             if operation is not None:
                 client = request.client.host if request.client else "?"
@@ -218,5 +219,10 @@ class RateLimitOperations(SchemaExtension):
                     if response is not None and hasattr(response, "status_code"):
                         response.status_code = 429
                         response.headers["Retry-After"] = str(seconds)
-                    raise RateLimited(retry_after=seconds)
+                    context.pre_execution_errors = [
+                        GraphQLError(
+                            "Rate limit exceeded; retry later.",
+                            extensions={"code": "RATE_LIMITED", "retryAfter": seconds},
+                        )
+                    ]
         yield

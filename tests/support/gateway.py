@@ -142,7 +142,14 @@ async def serve_gateway(settings: Settings) -> AsyncIterator[GatewayServer]:
     """Run the gateway in this event loop until the block ends."""
     port = free_port()
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_per_message_deflate=False,
+        ws_max_size=settings.max_body_bytes,  # as the Procfile and `partner-billing serve`
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
