@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,33 +55,61 @@ class Delivery:
         return self.event.seq
 
 
-@dataclass(eq=False)
 class Subscriber:
-    filter: EventFilter
-    queue: asyncio.Queue[Delivery]
-    # Set when the queue overflowed: the subscriber re-reads from the database.
-    behind: bool = False
-    last_seq: int = 0
-    _hub: EventHub | None = field(default=None, repr=False)
+    """One subscription's place in the hub: a bounded line of deliveries."""
+
+    __slots__ = ("_hub", "_loop", "_pending", "_waiter", "behind", "filter", "last_seq", "limit")
+
+    def __init__(self, event_filter: EventFilter, hub: EventHub, limit: int) -> None:
+        self.filter = event_filter
+        self.limit = limit
+        # Set when the line overflowed: the subscriber re-reads from the database.
+        self.behind = False
+        self.last_seq = 0
+        self._hub = hub
+        self._loop = asyncio.get_running_loop()
+        self._pending: deque[Delivery] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, delivery: Delivery) -> None:
+        """Hand over a live delivery (from the hub's dispatch, never blocking)."""
+        if self.behind:
+            return
+        if len(self._pending) >= self.limit:
+            self.behind = True
+            self._pending.clear()
+        else:
+            self._pending.append(delivery)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _next(self) -> Delivery | None:
+        """The next live delivery; None when the subscriber fell behind."""
+        while not self._pending and not self.behind:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return None if self.behind else self._pending.popleft()
 
     async def deliveries(self, *, after: int) -> AsyncIterator[Delivery]:
         """Every matching event with ``seq > after``, stored ones first, then live."""
-        assert self._hub is not None
         self.last_seq, self.behind = after, True
         while True:
             if self.behind:
                 self.behind = False
-                while not self.queue.empty():
-                    self.queue.get_nowait()
+                self._pending.clear()
                 async for delivery in self._hub.stored(self.filter, after=self.last_seq):
                     self.last_seq = delivery.seq
                     yield delivery
                 continue
-            delivery = await self.queue.get()
-            if self.behind or delivery.seq <= self.last_seq:
+            live = await self._next()
+            if live is None or live.seq <= self.last_seq:
                 continue
-            self.last_seq = delivery.seq
-            yield delivery
+            self.last_seq = live.seq
+            yield live
 
 
 class EventHub:
@@ -103,6 +132,9 @@ class EventHub:
         self._rung_seq = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._last_publish_warning = 0.0
+        # Called once per live event before it is offered to its subscribers
+        # (the GraphQL layer reads the event's order there, once for all).
+        self.prepare: Callable[[Delivery], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         async with self._db.connection() as conn:
@@ -137,7 +169,7 @@ class EventHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, event_filter: EventFilter) -> AsyncIterator[Subscriber]:
-        subscriber = Subscriber(event_filter, asyncio.Queue(self._queue_size), _hub=self)
+        subscriber = Subscriber(event_filter, self, self._queue_size)
         partner = self._subscribers.setdefault(event_filter.partner_id, set())
         partner.add(subscriber)
         try:
@@ -201,10 +233,18 @@ class EventHub:
             return
         async for delivery in self.stored(None, after=self._last_seq):
             self._last_seq = delivery.seq
-            for subscriber in self._subscribers.get(delivery.event.partner_id, ()):
-                if subscriber.behind or not subscriber.filter.matches(delivery.event):
-                    continue
+            subscribers = [
+                subscriber
+                for subscriber in self._subscribers.get(delivery.event.partner_id, ())
+                if subscriber.filter.matches(delivery.event)
+            ]
+            if not subscribers:
+                continue
+            if self.prepare is not None:
                 try:
-                    subscriber.queue.put_nowait(delivery)
-                except asyncio.QueueFull:
-                    subscriber.behind = True
+                    await self.prepare(delivery)
+                except Exception:
+                    # Each subscriber then builds what it needs itself.
+                    log.exception("preparing event %s for its subscribers failed", delivery.seq)
+            for subscriber in subscribers:
+                subscriber.offer(delivery)

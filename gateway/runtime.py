@@ -27,6 +27,7 @@ from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
 from payments.stripe_provider import StripePaymentProvider
 from settings import Settings
+from subscriptions.streams import event_preparer
 
 __all__ = ["Runtime", "make_provider", "running"]
 
@@ -113,6 +114,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         broadcast=broadcast,
         rate_limiter=make_rate_limiter(settings),
     )
+    hub.prepare = event_preparer(db)
     await hub.start()
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:

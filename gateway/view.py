@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,8 +38,9 @@ class GraphQLView(GraphQL[Context, None]):
             graphql_ide="graphiql",
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            keep_alive=True,
-            keep_alive_interval=15,
+            # uvicorn pings every WebSocket (ws_ping_interval, 20 s) and drops the
+            # dead ones; a keep-alive task per connection would only cost memory.
+            keep_alive=False,
             # WebSocket handshakes from other origins' pages are refused (403)
             # unless listed; same-origin pages (GraphiQL) and clients sending
             # no Origin (scripts) are judged by their token alone.
@@ -56,6 +58,13 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as exc:
             error = {"message": exc.reason, "extensions": {"code": "BAD_USER_INPUT"}}
             return JSONResponse({"data": None, "errors": [error]}, status_code=exc.status_code)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket messages must be text frames.
+        return orjson.dumps(data).decode()
 
     def parse_json(self, data: str | bytes) -> Any:
         parsed = super().parse_json(data)

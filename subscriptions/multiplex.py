@@ -22,14 +22,43 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 __all__ = ["MultiplexingExecutor"]
 
 
+class _Shared:
+    """What ``execute_subscription_event`` needs of a per-event executor when
+    the event's result is already known: no copy of the executor is made."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return self.result
+
+    @staticmethod
+    def is_awaitable(value: Any) -> bool:
+        return not isinstance(value, ExecutionResult)
+
+
 class MultiplexingExecutor(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor, sharing per-event results between subscribers."""
+
+    _key: Hashable | None = None
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        shared: dict[Any, Any] | None = getattr(payload, "shared", None)
+        if shared is not None:
+            found = shared.get(self.result_key)
+            if isinstance(found, ExecutionResult):
+                return _Shared(found)
+            if found is not None:
+                return _Shared(asyncio.shield(found))
+        return super().build_per_event_executor(payload)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         shared: dict[Any, Any] | None = getattr(self.root_value, "shared", None)
         if shared is None:
             return super().execute_operation(serially)
-        key = self._result_key()
+        key = self.result_key
         found = shared.get(key)
         if found is None:
             result = super().execute_operation(serially)
@@ -42,7 +71,16 @@ class MultiplexingExecutor(StrawberryGraphQLCoreExecutionContext):
         # Shielded: one subscriber leaving must not cancel what the others await.
         return asyncio.shield(found)
 
-    def _result_key(self) -> Hashable:
+    @property
+    def result_key(self) -> Hashable:
+        """What makes two subscriptions' results for one event the same (computed
+        once per subscription: per-event executors are copies carrying it)."""
+        key = self._key
+        if key is None:
+            key = self._key = self._compute_key()
+        return key
+
+    def _compute_key(self) -> Hashable:
         operation = self.operation
         source = operation.loc.source.body if operation.loc is not None else id(operation)
         principal = getattr(self.context_value, "principal", None)

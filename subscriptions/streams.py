@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Annotated
 
 import strawberry
@@ -13,18 +13,35 @@ from billing.errors import NotFound
 from billing.orders import OrderView, orders_by_id
 from events.hub import Delivery
 from events.log import EventFilter, latest_event
+from models.database import Database
 from resolvers.common import caller_and_customer
 from schema.arguments import ActingCustomer, OptionalActingCustomer
 from schema.context import Info
 from schema.orders import OrderStatusEvent, decode_event_cursor
 
-__all__ = ["order_status_changed", "payment_confirmation"]
+__all__ = ["event_preparer", "order_status_changed", "payment_confirmation"]
+
+
+def event_preparer(db: Database) -> Callable[[Delivery], Awaitable[None]]:
+    """The hub's ``prepare``: before a live event reaches its subscribers, read
+    its order and build the event as the API shows it, once for all of them
+    (so no subscriber waits on another's read)."""
+
+    async def prepare(delivery: Delivery) -> None:
+        event = delivery.event
+        async with db.connection() as conn:
+            order = (await orders_by_id(conn, [event.order_id]))[event.order_id]
+        delivery.shared[OrderStatusEvent] = OrderStatusEvent.of(event, order, delivery.shared)
+
+    return prepare
 
 
 async def _as_graphql(info: Info, delivery: Delivery) -> OrderStatusEvent:
     """The event as the API shows it, with its order: read and built once per
-    delivery, however many subscribers share it."""
-    building: asyncio.Future[OrderStatusEvent] | None = delivery.shared.get(OrderStatusEvent)
+    delivery, however many subscribers share it (a live one arrives built)."""
+    building: OrderStatusEvent | asyncio.Future[OrderStatusEvent] | None = delivery.shared.get(OrderStatusEvent)
+    if isinstance(building, OrderStatusEvent):
+        return building
     if building is None:
         event, db = delivery.event, info.context.db
 
