@@ -23,7 +23,7 @@ from sqlmodel import SQLModel, select
 
 from cli.main import _parser, cmd_migrate
 from gateway.bootstrap import prepare_database
-from migrations.runner import alembic_config, current_revision, head_revision, migrate
+from migrations.runner import BASELINE_REVISION, alembic_config, current_revision, head_revision, migrate
 from models import Partner, Plan
 from models.database import Database
 from tests.support.processes import REPO_ROOT
@@ -107,8 +107,10 @@ async def test_prepare_database_migrates_and_fills_the_catalogue_once(empty_db: 
 
 
 async def test_a_database_made_by_create_all_is_adopted_with_its_data(empty_db: Database) -> None:
+    # What create_all made back then: the baseline's tables, no alembic_version.
+    await migrate(empty_db, BASELINE_REVISION)
     async with empty_db.engine(write=True).begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)
+        await connection.execute(text("DROP TABLE alembic_version"))
     async with empty_db.orm(write=True) as session:
         session.add(Partner(id="ptn_legacy", name="Made before migrations"))
 
