@@ -12,12 +12,14 @@ from datetime import timedelta
 
 from broadcaster import Broadcast
 
+from auth.usage import TokenUsage
 from billing.reconcile import reconcile_orders
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from events.backends import backend_healthy, make_broadcast_backend
 from events.hub import EventHub
 from gateway.bootstrap import prepare_database
+from gateway.sockets import SocketWatcher
 from models.database import Database
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
@@ -43,6 +45,9 @@ class Runtime:
     hub: EventHub
     services: BillingServices
     broadcast: Broadcast
+    # Tokens' last use, written in batches; open sockets' tokens, re-checked.
+    usage: TokenUsage
+    sockets: SocketWatcher
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def broadcast_healthy(self) -> bool:
@@ -77,8 +82,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     )
     provider = make_provider(settings, db)
     services = BillingServices(db=db, provider=provider, notifier=hub)
-    runtime = Runtime(settings=settings, db=db, hub=hub, services=services, broadcast=broadcast)
+    usage = TokenUsage(db, interval_s=settings.token_usage_flush_s)
+    sockets = SocketWatcher(db, broadcast, usage, interval_s=settings.token_recheck_interval_s)
+    runtime = Runtime(
+        settings=settings, db=db, hub=hub, services=services, broadcast=broadcast, usage=usage, sockets=sockets
+    )
     await hub.start()
+    runtime._tasks.append(asyncio.create_task(usage.run(), name="token-usage"))
+    runtime._tasks.append(asyncio.create_task(sockets.run(), name="socket-watcher"))
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:
         runtime._tasks.append(asyncio.create_task(runtime._reconcile_periodically(), name="reconcile"))
@@ -88,6 +99,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         for task in runtime._tasks:
             task.cancel()
         await asyncio.gather(*runtime._tasks, return_exceptions=True)
+        # What was noted since the last flush, before the pool closes.
+        with contextlib.suppress(Exception):
+            await usage.flush()
         await provider.aclose()
         await hub.stop()
         await db.dispose()

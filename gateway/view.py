@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -19,6 +18,7 @@ from auth.principal import authenticate
 from gateway.graphiql import GraphiQLPage
 from gateway.limits import RateLimits, authorization_key
 from gateway.runtime import Runtime
+from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler
 from schema.context import Context
 from schema.errors import classify_errors
 
@@ -31,6 +31,10 @@ def _runtime(request: Request | WebSocket) -> Runtime:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    # Sockets close with 4401 on a refused or revoked token (gateway.sockets).
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(
         self, schema: Any, *, rate_limits: RateLimits, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()
     ) -> None:
@@ -83,6 +87,7 @@ class GraphQLView(GraphQL[Context, None]):
             principal = await authenticate(db, authorization)
             if principal is not None and authorization is not None:
                 self.rate_limits.signed_in(authorization_key(authorization.encode("latin-1")))
+                runtime.usage.seen(principal.token_id)
         return Context(
             services=runtime.services,
             hub=runtime.hub,
@@ -94,12 +99,13 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign in from ``connection_init`` (or the upgrade request's header);
-        a missing or bad token closes the socket with 4403."""
+        a missing, bad, revoked or expired token closes the socket with 4401."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         authorization = params.get("Authorization") or params.get("authorization")
         if authorization is None:
             authorization = context.request.headers.get("authorization")
         context.principal = await authenticate(context.db, authorization)
         if context.principal is None:
-            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+            raise TokenRefused("Missing or invalid API token.")
+        _runtime(context.request).usage.seen(context.principal.token_id)
         return await super().on_ws_connect(context)
