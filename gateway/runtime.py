@@ -18,12 +18,13 @@ from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from events.backends import backend_healthy, make_broadcast_backend
 from events.hub import EventHub
-from gateway.bootstrap import prepare_database
+from gateway.bootstrap import cursor_secret, prepare_database
 from gateway.sockets import SocketWatcher
 from models.database import Database
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
 from payments.stripe_provider import StripePaymentProvider
+from schema.cursors import CursorCodec
 from settings import Settings
 
 __all__ = ["Runtime", "make_provider", "running"]
@@ -48,6 +49,7 @@ class Runtime:
     # Tokens' last use, written in batches; open sockets' tokens, re-checked.
     usage: TokenUsage
     sockets: SocketWatcher
+    cursors: CursorCodec
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def broadcast_healthy(self) -> bool:
@@ -73,6 +75,7 @@ class Runtime:
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
     db = Database(settings.database_url)
     await prepare_database(db)
+    cursors = CursorCodec(await cursor_secret(db, settings))
     broadcast = Broadcast(backend=make_broadcast_backend(settings.broadcast_url))
     hub = EventHub(
         db,
@@ -85,7 +88,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
     usage = TokenUsage(db, interval_s=settings.token_usage_flush_s)
     sockets = SocketWatcher(db, broadcast, usage, interval_s=settings.token_recheck_interval_s)
     runtime = Runtime(
-        settings=settings, db=db, hub=hub, services=services, broadcast=broadcast, usage=usage, sockets=sockets
+        settings=settings,
+        db=db,
+        hub=hub,
+        services=services,
+        broadcast=broadcast,
+        usage=usage,
+        sockets=sockets,
+        cursors=cursors,
     )
     await hub.start()
     runtime._tasks.append(asyncio.create_task(usage.run(), name="token-usage"))

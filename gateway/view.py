@@ -94,6 +94,7 @@ class GraphQLView(GraphQL[Context, None]):
             settings=runtime.settings,
             request=request,
             db=db,
+            cursors=runtime.cursors,
             principal=principal,
         )
 

@@ -28,7 +28,7 @@ async def _as_graphql(info: Info, delivery: Delivery) -> OrderStatusEvent:
 
         async def build() -> OrderStatusEvent:
             order: OrderView = (await orders_by_id(db, [event.order_id]))[event.order_id]
-            return OrderStatusEvent.of(event, order, delivery.shared)
+            return OrderStatusEvent.of(event, order, info.context.cursors, delivery.shared)
 
         building = delivery.shared[OrderStatusEvent] = asyncio.ensure_future(build())
     # Shielded: one subscriber leaving must not cancel the read the others await.
@@ -89,7 +89,7 @@ async def order_status_changed(
         customer_id = customer.id
     else:
         require_billing(principal)
-    start = decode_event_cursor(after) if after is not None else None
+    start = decode_event_cursor(info.context.cursors, principal.partner_id, after) if after is not None else None
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer_id)
     return _changes_stream(info, event_filter, start)
 
