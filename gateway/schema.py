@@ -10,11 +10,13 @@ from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
+from resolvers import audit as audit_resolvers
 from resolvers import catalog as catalog_resolvers
 from resolvers import orders as order_resolvers
 from resolvers import payment_methods as payment_method_resolvers
 from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
+from schema.audit import AuditEntryConnection
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
 from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, log_unexpected
@@ -40,6 +42,7 @@ class Query:
     orders: OrderConnection = strawberry.field(resolver=order_resolvers.orders)
     license_purchase_summary: OrderSummary = strawberry.field(resolver=order_resolvers.license_purchase_summary)
     storage_upgrade_summary: OrderSummary = strawberry.field(resolver=order_resolvers.storage_upgrade_summary)
+    audit_log: AuditEntryConnection = strawberry.field(resolver=audit_resolvers.audit_log)
 
 
 @strawberry.type

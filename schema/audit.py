@@ -1,0 +1,69 @@
+"""The audit trail as the API shows it (API.md, "Audit trail")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from billing.audit_log import AuditEntryView
+from models import PartnerRole
+from schema.cursors import CursorCodec
+from schema.pagination import PageInfo
+from schema.tenancy import Customer
+
+__all__ = ["AuditActor", "AuditEntry", "AuditEntryConnection", "AuditEntryEdge", "audit_entry_id"]
+
+
+@strawberry.type(description="The partner user who acted, with their role at the time.")
+class AuditActor:
+    email: str
+    role: PartnerRole
+
+
+@strawberry.type(description="One recorded action. Entries are never changed or deleted.")
+class AuditEntry:
+    id: strawberry.ID
+    occurred_at: datetime
+    actor: AuditActor | None = strawberry.field(
+        description="Null when the system acted (a payment confirmation, an operator's command)."
+    )
+    customer: Customer | None = strawberry.field(description="Null for partner-wide actions.")
+    action: str
+    target_id: str | None
+    outcome: str
+
+    @classmethod
+    def of(cls, view: AuditEntryView, *, id: str) -> AuditEntry:
+        actor = None
+        if view.actor_email is not None and view.actor_role is not None:
+            actor = AuditActor(email=view.actor_email, role=view.actor_role)
+        customer = None
+        if view.customer_id is not None and view.customer_name is not None:
+            customer = Customer(id=strawberry.ID(view.customer_id), name=view.customer_name)
+        return cls(
+            id=strawberry.ID(id),
+            occurred_at=view.occurred_at,
+            actor=actor,
+            customer=customer,
+            action=view.action,
+            target_id=view.target_id,
+            outcome=view.outcome,
+        )
+
+
+def audit_entry_id(cursors: CursorCodec, partner_id: str, entry_id: int) -> str:
+    """Entry ids are sealed like cursors: the raw ones count every partner's entries."""
+    return cursors.encode("audit-entry", partner_id, entry_id)
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntry
+
+
+@strawberry.type
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge]
+    page_info: PageInfo
