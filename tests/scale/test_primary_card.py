@@ -124,7 +124,7 @@ async def test_the_index_refuses_a_second_primary_card(any_db: Database) -> None
     await _insert(any_db, _card(customer, primary=True, age_s=5, removed=True))  # removed ones do not count
     await _insert(any_db, _card(other, primary=True, age_s=5))  # nor other customers'
 
-    with pytest.raises(Exception, match="(?i)unique|payment_methods_one_primary") as refused:
+    with pytest.raises(Exception, match=r"(?i)unique|payment_methods_one_primary") as refused:
         await _insert(any_db, _card(customer, primary=True, age_s=1))
     assert "IntegrityError" in type(refused.value).__name__
     assert sum(m.is_primary for m in await _active(any_db, customer)) == 1
