@@ -16,6 +16,7 @@ from models import BillingInterval, OrderKind, PlanKind
 from models.database import Connection
 
 __all__ = [
+    "MAX_LICENSES_PER_PRODUCT",
     "MAX_QUANTITY",
     "Quote",
     "QuoteLine",
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 MAX_QUANTITY = 10_000
+# A product's total, so its storage (up to 5,120 GB a license) stays within
+# GraphQL's 32-bit Int: 100,000 × 5,120 GB = 512,000,000 GB.
+MAX_LICENSES_PER_PRODUCT = 100_000
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,15 @@ async def license_purchase_quote(
     product = await product_of(conn, customer.id, product_id) if plausible_id(product_id) else None
     if product is None:
         raise UserErrors(UserError("PRODUCT_NOT_FOUND", "No such product for this customer.", ("input", "productId")))
+    if product.total_licenses + quantity > MAX_LICENSES_PER_PRODUCT:
+        raise UserErrors(
+            UserError(
+                "INVALID_QUANTITY",
+                f"A product holds at most {MAX_LICENSES_PER_PRODUCT:,} licenses; this one has "
+                f"{product.total_licenses:,}.",
+                ("input", "quantity"),
+            )
+        )
     plan = product.plan
     interval = product.billing_interval
     period = current_period(product.period_anchor, interval, now)

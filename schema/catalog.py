@@ -11,7 +11,9 @@ from billing.periods import current_period
 from models import BillingInterval, PlanKind
 from schema.money import Money
 
-__all__ = ["Plan", "Product"]
+__all__ = ["GRAPHQL_INT_MAX", "Plan", "Product"]
+
+GRAPHQL_INT_MAX = 2**31 - 1
 
 
 @strawberry.type(description="A catalogue entry that can be bought.")
@@ -54,6 +56,15 @@ class Product:
             total_licenses=view.total_licenses,
             assigned_licenses=view.assigned_licenses,
             available_licenses=view.available_licenses,
-            storage_gb=plan.storage_gb * view.total_licenses if plan.storage_gb is not None else None,
+            storage_gb=_storage_gb(plan.storage_gb, view.total_licenses),
             current_period_end=current_period(view.period_anchor, view.billing_interval, now).end,
         )
+
+
+def _storage_gb(per_license: int | None, licenses: int) -> int | None:
+    """Total storage. Purchases keep a product within 100,000 licenses, which
+    fits GraphQL's Int; a product stored with more (made outside the API)
+    reads as Int's maximum rather than failing the whole query."""
+    if per_license is None:
+        return None
+    return min(per_license * licenses, GRAPHQL_INT_MAX)
