@@ -62,7 +62,7 @@ async def test_the_subscription_limit_carries_a_code(gateway: GatewayServer) -> 
     tenant = await gateway.tenant()
     query = "subscription { orderStatusChanged { cursor } }"
     async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
-        for n in range(SUBSCRIPTIONS_PER_SOCKET):
+        for _ in range(SUBSCRIPTIONS_PER_SOCKET):
             await ws.subscribe(query)
         over = await ws.subscribe(query)
         message = await ws.receive()

@@ -78,15 +78,17 @@ Q_ORDERS = "query($c: ID!, $a: String) { orders(actingCustomer: $c, after: $a) {
 Q_CUSTOMERS = "query($a: String) { customers(after: $a) { edges { cursor } } }"
 Q_AUDIT = "query($c: ID, $a: String) { auditLog(actingCustomer: $c, after: $a) { edges { cursor } } }"
 Q_SUMMARY = """
-query($c: ID!, $p: ID!) { licensePurchaseSummary(actingCustomer: $c, input: {productId: $p, quantity: 1}) { lines { quantity } } }
-"""
+query($c: ID!, $p: ID!) {
+  licensePurchaseSummary(actingCustomer: $c, input: {productId: $p, quantity: 1}) { lines { quantity } }
+}"""
 M_ADD = """
 mutation($c: ID!, $t: String!) {
   addPaymentMethod(actingCustomer: $c, input: {paymentMethodToken: $t}) { userErrors { code } }
 }"""
 M_PRIMARY = """
-mutation($c: ID!, $pm: ID!) { setPrimaryPaymentMethod(actingCustomer: $c, paymentMethodId: $pm) { userErrors { code } } }
-"""
+mutation($c: ID!, $pm: ID!) {
+  setPrimaryPaymentMethod(actingCustomer: $c, paymentMethodId: $pm) { userErrors { code } }
+}"""
 M_BUY = """
 mutation($c: ID!, $p: ID!, $pm: ID, $k: String) {
   buyLicenses(actingCustomer: $c, input: {productId: $p, quantity: 1, paymentMethodId: $pm, idempotencyKey: $k}) {
@@ -95,7 +97,9 @@ mutation($c: ID!, $p: ID!, $pm: ID, $k: String) {
 }"""
 M_STORAGE = """
 mutation($c: ID!, $plan: ID!) {
-  upgradeStorage(actingCustomer: $c, input: {planId: $plan, licenses: 1, billingInterval: MONTHLY}) { userErrors { code } }
+  upgradeStorage(actingCustomer: $c, input: {planId: $plan, licenses: 1, billingInterval: MONTHLY}) {
+    userErrors { code }
+  }
 }"""
 S_CHANGES = "subscription($c: ID, $a: String) { orderStatusChanged(actingCustomer: $c, after: $a) { cursor } }"
 S_CONFIRMATION = "subscription($c: ID!, $o: ID!) { paymentConfirmation(actingCustomer: $c, orderId: $o) { status } }"
