@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -191,6 +192,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     host, port = _address(args, settings)
+    # The app reads its settings from the environment: let it see --host (it
+    # warns when sandbox payments are served beyond loopback).
+    os.environ["HOST"] = host
     uvicorn.run(
         "gateway.asgi:app",
         host=host,

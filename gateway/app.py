@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,13 +12,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.cors import cors_middleware
+from gateway.degrade import SandboxAuthenticate, readyz, warn_if_sandbox_exposed
 from gateway.graphiql import GraphiQLPage
 from gateway.limits import BodySizeLimit, RateLimiter, RateLimits
-from gateway.runtime import Runtime, running
+from gateway.runtime import running
 from gateway.schema import build_schema
 from gateway.view import GraphQLView
 from gateway.webhooks import stripe_webhook
-from payments.sandbox import SandboxPaymentProvider
 from settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -27,36 +26,6 @@ __all__ = ["create_app"]
 
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    database, broadcast = await runtime.db.ping(), await runtime.broadcast_healthy()
-    ready = database and broadcast
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "database": database, "broadcast": broadcast},
-        status_code=200 if ready else 503,
-    )
-
-
-async def sandbox_authenticate(request: Request) -> Response:
-    """Finish a sandbox 3-D Secure challenge, as Stripe.js would with the
-    order's ``clientSecret``: ``{"clientSecret": "...", "success": true}``."""
-    runtime: Runtime = request.app.state.runtime
-    provider = runtime.services.provider
-    if not isinstance(provider, SandboxPaymentProvider):
-        return JSONResponse({"error": "the sandbox provider is not in use"}, status_code=404)
-    try:
-        body = json.loads(await request.body())
-        secret, success = body["clientSecret"], body.get("success", True)
-        if not isinstance(secret, str) or not isinstance(success, bool):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return JSONResponse({"error": 'expected {"clientSecret": string, "success": boolean}'}, status_code=400)
-    outcome = await provider.authenticate(client_secret=secret, success=success)
-    if outcome is None:
-        return JSONResponse({"error": "no payment awaits authentication with this client secret"}, status_code=404)
-    return JSONResponse({"status": outcome.status.value})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -71,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with running(settings) as runtime:
             app.state.runtime = runtime
+            warn_if_sandbox_exposed(settings)
             yield
 
     return Starlette(
@@ -80,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-            Route("/sandbox/authenticate", sandbox_authenticate, methods=["POST"]),
+            Route("/sandbox/authenticate", SandboxAuthenticate().handle, methods=["POST"]),
             *graphiql.routes(),
         ],
         middleware=[

@@ -73,7 +73,7 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     await prepare_database(db)
     cursors = CursorCodec(await cursor_secret(db, settings))
     broadcast = Broadcast(backend=make_broadcast_backend(settings.broadcast_url))

@@ -37,7 +37,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from auth.usage import TokenUsage
 from events.backends import RECONNECTED, make_broadcast_backend
 from models.base import utcnow
-from models.database import Database, Query, any_of
+from models.database import Database, DatabaseUnavailable, Query, any_of
 from models.tables import api_tokens
 from schema.context import Context
 
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 TOKENS_CHANNEL = "pbg.tokens-revoked"
 UNAUTHORIZED = 4401
+TRY_AGAIN_LATER = 1013  # RFC 6455: clients reconnect later
 _SUBSCRIPTION_LIMIT = "Subscription limit reached"
 
 _VALID = Query(
@@ -210,6 +211,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched)
         except TokenRefused:
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
             return
+        except DatabaseUnavailable:
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")
+            return
         _watch(self, self.context, acknowledged=self.connection_acknowledged)
 
     async def send_message(self, message: Message) -> None:
@@ -244,6 +248,9 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
             with contextlib.suppress(Exception):
                 await self.send_message(cast(OperationMessage, {"type": "connection_error", "payload": error}))
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+            return
+        except DatabaseUnavailable:
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")
             return
         _watch(self, self.context, acknowledged=self.connection_acknowledged)
 

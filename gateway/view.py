@@ -15,10 +15,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from auth.principal import authenticate
+from gateway.degrade import unavailable_response, with_unavailable_status
 from gateway.graphiql import GraphiQLPage
 from gateway.limits import RateLimits, authorization_key
 from gateway.runtime import Runtime
 from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler
+from models.database import DatabaseUnavailable
 from schema.context import Context
 from schema.errors import classify_errors
 
@@ -61,9 +63,15 @@ class GraphQLView(GraphQL[Context, None]):
         # GraphQL-shaped JSON error rather than a bare text body.
         try:
             return await super().run(request)
+        except DatabaseUnavailable:
+            # Signing the caller in needs the database: 503, retryable.
+            return unavailable_response()
         except HTTPException as exc:
             error = {"message": exc.reason, "extensions": {"code": "BAD_USER_INPUT"}}
             return JSONResponse({"data": None, "errors": [error]}, status_code=exc.status_code)
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        return with_unavailable_status(super().create_response(response_data, sub_response), response_data)
 
     def parse_json(self, data: str | bytes) -> Any:
         parsed = super().parse_json(data)

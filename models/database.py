@@ -50,6 +50,7 @@ __all__ = [
     "SUPPORTED_URLS",
     "Connection",
     "Database",
+    "DatabaseBusy",
     "DatabaseUnavailable",
     "IntegrityViolation",
     "Query",
@@ -75,6 +76,16 @@ class UnsupportedDatabaseUrl(ValueError):
 
 class DatabaseUnavailable(ConnectionError):
     """The database could not be reached or dropped the connection."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """SQLite: another process held the write lock past the busy timeout. The
+    connection is fine; the request may be retried."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 class IntegrityViolation(Exception):
@@ -345,8 +356,8 @@ class Connection:
             broken = False
             try:
                 return await self._run(driver, query, params)
-            except DatabaseUnavailable:
-                broken = True
+            except DatabaseUnavailable as exc:
+                broken = not isinstance(exc, DatabaseBusy)
                 raise
             finally:
                 self._database._checkin(driver, broken=broken)
@@ -400,8 +411,8 @@ class Connection:
                 self._transaction = None
                 with _lost_connection():
                     await driver.commit()
-            except DatabaseUnavailable:
-                broken = True
+            except DatabaseUnavailable as exc:
+                broken = not isinstance(exc, DatabaseBusy)
                 raise
             finally:
                 self._transaction = None
@@ -412,6 +423,10 @@ class Connection:
 def _lost_connection() -> Iterator[None]:
     try:
         yield
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+        raise DatabaseBusy("the SQLite database is locked by another process") from exc
     except _LOST_CONNECTION as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -428,6 +443,10 @@ def _driver_errors() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         unique = str(exc).startswith("UNIQUE constraint failed")
         raise (UniqueViolation if unique else IntegrityViolation)(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+        raise DatabaseBusy("the SQLite database is locked by another process") from exc
     except _LOST_CONNECTION as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -450,8 +469,11 @@ def _dialect_of(url: str) -> str:
 class Database:
     """A fixed pool of at most ``pool_size`` driver connections on ``url``."""
 
-    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, busy_timeout_ms: int = _SQLITE_BUSY_TIMEOUT_MS
+    ) -> None:
         self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
         self.dialect = _dialect_of(url)
         self.is_sqlite = self.dialect == "sqlite"
         self.pool_size = pool_size or (4 if self.is_sqlite else 10)
@@ -525,7 +547,7 @@ class Database:
                 with contextlib.suppress(sqlite3.OperationalError):
                     await conn.execute_fetchall("PRAGMA journal_mode=WAL")
             await conn.executescript(
-                f"PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS};"
+                f"PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout={self.busy_timeout_ms};"
             )
         except (sqlite3.Error, OSError) as exc:
             raise DatabaseUnavailable(f"cannot open the SQLite database: {exc}") from exc
