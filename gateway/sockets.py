@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from broadcaster import Broadcast
@@ -198,23 +198,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched)
     """graphql-transport-ws (``graphql-ws`` clients)."""
 
     async def handle(self) -> None:
-        try:
-            await super().handle()
-        finally:
-            watcher = _watcher_of(self.context)
-            if watcher is not None:
-                watcher.unwatch(self)
+        await _handling(self, super().handle())
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        try:
-            await super().handle_connection_init(message)
-        except TokenRefused:
-            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
-            return
-        except DatabaseUnavailable:
-            await self.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")
-            return
-        _watch(self, self.context, acknowledged=self.connection_acknowledged)
+        await _signing_in(self, super().handle_connection_init(message))
 
     async def send_message(self, message: Message) -> None:
         payload = message.get("payload")
@@ -233,26 +220,15 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
     """graphql-ws, the older subscriptions-transport-ws protocol."""
 
     async def handle(self) -> None:
-        try:
-            await super().handle()
-        finally:
-            watcher = _watcher_of(self.context)
-            if watcher is not None:
-                watcher.unwatch(self)
+        await _handling(self, super().handle())
 
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
-        try:
-            await super().handle_connection_init(message)
-        except TokenRefused as refused:
+        async def tell(refused: TokenRefused) -> None:
+            # This protocol's clients read why from a connection_error first.
             error = {"message": str(refused), "extensions": {"code": "UNAUTHENTICATED"}}
-            with contextlib.suppress(Exception):
-                await self.send_message(cast(OperationMessage, {"type": "connection_error", "payload": error}))
-            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
-            return
-        except DatabaseUnavailable:
-            await self.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")
-            return
-        _watch(self, self.context, acknowledged=self.connection_acknowledged)
+            await self.send_message(cast(OperationMessage, {"type": "connection_error", "payload": error}))
+
+        await _signing_in(self, super().handle_connection_init(message), tell=tell)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message.get("type") == "error":
@@ -265,6 +241,42 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
         await self.cleanup()
         with contextlib.suppress(Exception):
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+
+
+_Handler = TransportWSHandler | LegacyWSHandler
+
+
+async def _handling(handler: _Handler, handling: Awaitable[None]) -> None:
+    """Run the base handler's loop; the socket is no longer watched after it."""
+    try:
+        await handling
+    finally:
+        watcher = _watcher_of(handler.context)
+        if watcher is not None:
+            watcher.unwatch(handler)
+
+
+async def _signing_in(
+    handler: _Handler,
+    initialising: Awaitable[None],
+    *,
+    tell: Callable[[TokenRefused], Awaitable[None]] | None = None,
+) -> None:
+    """Run the base handler's connection_init: a refused token closes with
+    4401, a database that cannot say closes with 1013 (come back later), an
+    acknowledged socket is watched from then on."""
+    try:
+        await initialising
+    except TokenRefused as refused:
+        if tell is not None:
+            with contextlib.suppress(Exception):
+                await tell(refused)
+        await handler.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+        return
+    except DatabaseUnavailable:
+        await handler.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")
+        return
+    _watch(handler, handler.context, acknowledged=handler.connection_acknowledged)
 
 
 def _watch(socket: _Watched, context: Context, *, acknowledged: bool) -> None:
