@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 
 from auth.tokens import hash_token, looks_like_token
 from models import PartnerRole
+from models.base import utcnow
 from models.database import Connection, Query
 from models.tables import api_tokens, partners, users
 
@@ -35,11 +36,16 @@ def parse_bearer(value: object) -> str | None:
     return token if looks_like_token(token) else None
 
 
-# One statement: the token's user and the user's partner (the viewer needs its name).
+# One statement: the token's user and the user's partner (the viewer needs
+# its name), unless the token is revoked or expired.
 _BY_TOKEN_HASH = Query(
     select(users.c.id, users.c.email, users.c.partner_id, partners.c.name, users.c.role, api_tokens.c.id)
     .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id).join(partners))
-    .where(api_tokens.c.token_hash == bindparam("token_hash"), api_tokens.c.revoked_at.is_(None))
+    .where(
+        api_tokens.c.token_hash == bindparam("token_hash"),
+        api_tokens.c.revoked_at.is_(None),
+        or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > bindparam("now")),
+    )
 )
 
 
@@ -48,7 +54,7 @@ async def authenticate(conn: Connection, authorization: object) -> Principal | N
     token = parse_bearer(authorization)
     if token is None:
         return None
-    row = await conn.first(_BY_TOKEN_HASH, token_hash=hash_token(token))
+    row = await conn.first(_BY_TOKEN_HASH, token_hash=hash_token(token), now=utcnow())
     if row is None:
         return None
     user_id, email, partner_id, partner_name, role, token_id = row

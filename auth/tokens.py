@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import ApiToken
 
-__all__ = ["TOKEN_PREFIX", "hash_token", "issue_token", "looks_like_token"]
+__all__ = ["TOKEN_PREFIX", "hash_token", "issue_token", "issue_token_row", "looks_like_token"]
 
 TOKEN_PREFIX = "pbg_"
 _TOKEN_BODY_LEN = 43  # secrets.token_urlsafe(32)
@@ -27,8 +28,20 @@ def looks_like_token(token: str) -> bool:
     return token.startswith(TOKEN_PREFIX) and len(token) == len(TOKEN_PREFIX) + _TOKEN_BODY_LEN
 
 
-async def issue_token(session: AsyncSession, *, user_id: str, label: str = "") -> str:
+async def issue_token(
+    session: AsyncSession, *, user_id: str, label: str = "", expires_at: datetime | None = None
+) -> str:
     """Store a new token for ``user_id`` and return it; it cannot be read back."""
+    return (await issue_token_row(session, user_id=user_id, label=label, expires_at=expires_at))[1]
+
+
+async def issue_token_row(
+    session: AsyncSession, *, user_id: str, label: str = "", expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """:func:`issue_token`, with the stored row (its id, its expiry)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user_id, token_hash=hash_token(token), display_prefix=token[:10], label=label))
-    return token
+    row = ApiToken(
+        user_id=user_id, token_hash=hash_token(token), display_prefix=token[:10], label=label, expires_at=expires_at
+    )
+    session.add(row)
+    return row, token

@@ -15,6 +15,7 @@ from models import BillingInterval, OrderKind, PlanKind, ProductStatus
 from models.database import Connection
 
 __all__ = [
+    "MAX_LICENSES_PER_PRODUCT",
     "MAX_QUANTITY",
     "Quote",
     "QuoteLine",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 MAX_QUANTITY = 10_000
+# A product's total, so its storage (up to 5,120 GB a license) stays within
+# GraphQL's 32-bit Int: 100,000 × 5,120 GB = 512,000,000 GB.
+MAX_LICENSES_PER_PRODUCT = 100_000
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,15 @@ async def license_purchase_quote(
                 f"The product is {product.status.value.lower().replace('_', ' ')}: licenses can only be added "
                 "to an active product.",
                 ("input", "productId"),
+            )
+        )
+    if product.total_licenses + quantity > MAX_LICENSES_PER_PRODUCT:
+        raise UserErrors(
+            UserError(
+                "INVALID_QUANTITY",
+                f"A product holds at most {MAX_LICENSES_PER_PRODUCT:,} licenses; this one has "
+                f"{product.total_licenses:,}.",
+                ("input", "quantity"),
             )
         )
     plan = product.plan

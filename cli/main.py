@@ -6,17 +6,18 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billing import onboarding
+from billing import onboarding, tokens
 from billing.demo import open_demo
 from billing.errors import GatewayError
 from cli.demo import describe, port_problem
-from models import PartnerRole
+from models import Partner, PartnerRole
 from models.database import Database
 from settings import Settings, SettingsError, load_settings
 
@@ -90,8 +91,48 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_create_token(args: argparse.Namespace, settings: Settings) -> None:
     async def work(db: Database) -> None:
         async with db.orm(write=True) as session:
-            token = await onboarding.create_token(session, user_id=args.user, label=args.label)
-        _print(args, {"user": args.user, "token": token}, f"token (shown once): {token}")
+            issued = await tokens.create_token(
+                session, user_id=args.user, label=args.label, expires_in_days=args.expires_in_days
+            )
+        expiry = f"expires {issued.expires_at.isoformat()}" if issued.expires_at else "never expires"
+        _print(args, issued.as_json(), f"token {issued.id} ({expiry})\ntoken (shown once): {issued.token}")
+
+    asyncio.run(_with_db(settings, work))
+
+
+def cmd_list_tokens(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> None:
+        async with db.orm() as session:
+            if await session.get(Partner, args.partner) is None:
+                raise CommandError(f"no partner {args.partner!r}")
+            found = await tokens.list_tokens(session, partner_id=args.partner)
+        if args.json:
+            print(json.dumps([token.as_json() for token in found]))
+            return
+        for token in found:
+            state = "revoked" if token.revoked_at else "active"
+            print(
+                f"{token.id} user {token.user_id} {state} created {token.created_at:%Y-%m-%d} "
+                f"last used {token.last_used_at.isoformat() if token.last_used_at else 'never'} "
+                f"expires {token.expires_at.isoformat() if token.expires_at else 'never'} {token.label}".rstrip()
+            )
+
+    asyncio.run(_with_db(settings, work))
+
+
+def cmd_revoke_token(args: argparse.Namespace, settings: Settings) -> None:
+    from gateway.sockets import announce_revoked
+
+    async def work(db: Database) -> None:
+        async with db.orm(write=True) as session:
+            token, now = await tokens.revoke_token(session, args.token)
+        # Open sockets on every instance close at once; without a shared
+        # broadcast, within TOKEN_RECHECK_INTERVAL_S.
+        if now:
+            await announce_revoked(settings.broadcast_url, token.id)
+        assert token.revoked_at is not None
+        what = "revoked" if now else "already revoked"
+        _print(args, token.as_json(), f"token {token.id} {what} at {token.revoked_at.isoformat()}")
 
     asyncio.run(_with_db(settings, work))
 
@@ -177,6 +218,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     host, port = _address(args, settings)
+    # The app reads its settings from the environment: let it see --host (it
+    # warns when sandbox payments are served beyond loopback).
+    os.environ["HOST"] = host
     uvicorn.run(
         "gateway.asgi:app",
         host=host,
@@ -232,6 +276,16 @@ def _moment(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= tokens.MAX_EXPIRY_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (1-{tokens.MAX_EXPIRY_DAYS})")
+    return days
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="partner-billing",
@@ -282,6 +336,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("create-token", cmd_create_token, "issue another API token for a user (shown once)")
     sub.add_argument("--user", required=True, help="the user's id (usr_…)")
     sub.add_argument("--label", default="", help="a note to recognise the token by later, e.g. 'ci'")
+    sub.add_argument(
+        "--expires-in-days",
+        type=_days,
+        default=None,
+        metavar="N",
+        help=f"the token stops working after N days (1-{tokens.MAX_EXPIRY_DAYS}; default: never)",
+    )
+    sub = command("list-tokens", cmd_list_tokens, "list a partner's API tokens (never the tokens themselves)")
+    sub.add_argument("--partner", required=True, help="the partner's id (ptn_…)")
+    sub = command(
+        "revoke-token", cmd_revoke_token, "revoke an API token now (its open WebSockets close within seconds)"
+    )
+    sub.add_argument("token", help="the token itself (pbg_…) or its id (tok_…)")
     sub = command("export-schema", cmd_export_schema, "print or write the GraphQL SDL")
     sub.add_argument(
         "--output", "-o", default="-", help=f"file to write (default: stdout; the repo keeps {SCHEMA_FILE})"

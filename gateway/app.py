@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,10 +15,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.cors import cors_middleware
+from gateway.degrade import SandboxAuthenticate, readyz, warn_if_sandbox_exposed
 from gateway.endpoint import GraphQLEndpoint
 from gateway.graphiql import GraphiQLPage
 from gateway.limits import BodySizeLimit
-from gateway.runtime import Runtime, running
+from gateway.runtime import running
 from gateway.schema import build_schema
 from gateway.view import GraphQLView
 from gateway.webhooks import stripe_webhook
@@ -27,7 +27,6 @@ from observability.metrics import metrics_endpoint, process_exiting
 from observability.middleware import RequestContext, request_id_of
 from observability.requests import bind_request_id, reset_request_id
 from observability.tracing import start_tracing
-from payments.sandbox import SandboxPaymentProvider
 from settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -37,36 +36,6 @@ log = logging.getLogger(__name__)
 
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    database, broadcast = await runtime.db.ping(), await runtime.broadcast_healthy()
-    ready = database and broadcast
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "database": database, "broadcast": broadcast},
-        status_code=200 if ready else 503,
-    )
-
-
-async def sandbox_authenticate(request: Request) -> Response:
-    """Finish a sandbox 3-D Secure challenge, as Stripe.js would with the
-    order's ``clientSecret``: ``{"clientSecret": "...", "success": true}``."""
-    runtime: Runtime = request.app.state.runtime
-    provider = runtime.services.provider
-    if not isinstance(provider, SandboxPaymentProvider):
-        return JSONResponse({"error": "the sandbox provider is not in use"}, status_code=404)
-    try:
-        body = json.loads(await request.body())
-        secret, success = body["clientSecret"], body.get("success", True)
-        if not isinstance(secret, str) or not isinstance(success, bool):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return JSONResponse({"error": 'expected {"clientSecret": string, "success": boolean}'}, status_code=400)
-    outcome = await provider.authenticate(client_secret=secret, success=success)
-    if outcome is None:
-        return JSONResponse({"error": "no payment awaits authentication with this client secret"}, status_code=404)
-    return JSONResponse({"status": outcome.status.value})
 
 
 class GatewayApp(Starlette):
@@ -114,6 +83,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         try:
             async with running(settings) as runtime:
                 app.state.runtime = runtime
+                warn_if_sandbox_exposed(settings)
                 settle_garbage_collection()
                 yield
         finally:
@@ -129,7 +99,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-            Route("/sandbox/authenticate", sandbox_authenticate, methods=["POST"]),
+            Route("/sandbox/authenticate", SandboxAuthenticate().handle, methods=["POST"]),
             *graphiql.routes(),
         ],
         middleware=[

@@ -38,8 +38,10 @@ from starlette.types import Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from auth.principal import authenticate
+from gateway import jsonio
 from gateway.compiled import OperationPlan, Unsupported, plan_operation, run_plan
 from gateway.cors import CorsHeaders
+from gateway.degrade import RETRY_AFTER_S
 from gateway.rate_limit import operation_cost, rate_key, retry_after_seconds
 from gateway.runtime import Runtime
 from gateway.schema import GatewaySchema
@@ -49,7 +51,7 @@ from observability.metrics import operation_finished
 from observability.operations import outcome_of
 from observability.requests import REQUEST_ID_HEADER
 from schema.context import Context
-from schema.errors import classify_errors, log_unexpected
+from schema.errors import UNAVAILABLE, classify_errors, is_retryable, log_unexpected
 from settings import Settings
 from subscriptions.multiplex import MultiplexingExecutor
 
@@ -109,13 +111,17 @@ class GraphQLEndpoint:
         except _Refused as refused:
             status, payload = refused.status, {"data": None, "errors": [refused.error]}
             headers += refused.headers
-        except DatabaseUnavailable:
-            log.warning("database unavailable", exc_info=True)
-            status = 503
-            payload = _internal("The database is unavailable; retry shortly.", request_id, retryable=True)
+        except DatabaseUnavailable as exc:
+            # Expected while the database is down: one line, no traceback.
+            log.warning("database unavailable: %s", exc)
+            status, payload = 503, _internal(UNAVAILABLE, request_id, retryable=True)
         except Exception:
             log.exception("unexpected error serving POST /graphql")
             status, payload = 500, _internal("Internal error.", request_id)
+        if status == 503 or (status == 200 and any(map(is_retryable, payload.get("errors", ())))):
+            # The database failed mid-operation: the client should retry.
+            status = 503
+            headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
         body = orjson.dumps(payload)
         headers += [_JSON, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -158,6 +164,8 @@ class GraphQLEndpoint:
         db = runtime.db.connection()
         authorization = _header(scope, b"authorization")
         principal = await authenticate(db, authorization.decode("latin-1") if authorization else None)
+        if principal is not None:
+            runtime.usage.seen(principal.token_id)
         limiter = runtime.rate_limiter
         if limiter is not None:
             client = scope.get("client") or ("?", 0)
@@ -170,6 +178,7 @@ class GraphQLEndpoint:
             settings=runtime.settings,
             request=Request(scope, receive),
             db=db,
+            cursors=runtime.cursors,
             principal=principal,
         )
         plan = self._plan(query, document, operation_name)
@@ -242,8 +251,8 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 def _envelope(body: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        request = jsonio.loads(body)
+    except ValueError:
         raise _Refused("The request body is not valid JSON.") from None
     if isinstance(request, list):
         raise _Refused("Batches are not supported: send one operation per request.")

@@ -12,20 +12,23 @@ from datetime import timedelta
 
 from broadcaster import Broadcast
 
+from auth.usage import TokenUsage
 from billing.reconcile import reconcile_orders
 from billing.renewals import renew_due_products
 from billing.services import BillingServices
 from billing.settlement import apply_payment_outcome
 from events.backends import backend_healthy, make_broadcast_backend
 from events.hub import EventHub
-from gateway.bootstrap import prepare_database
+from gateway.bootstrap import cursor_secret, prepare_database
 from gateway.rate_limit import RateLimiter, make_rate_limiter
+from gateway.sockets import SocketWatcher
 from models import OrderKind, OrderStatus
 from models.database import Database
 from observability import metrics
 from payments.provider import PaymentOutcome, PaymentProvider
 from payments.sandbox import SandboxPaymentProvider
 from payments.stripe_provider import StripePaymentProvider
+from schema.cursors import CursorCodec
 from settings import Settings
 from subscriptions.streams import event_preparer
 
@@ -48,6 +51,10 @@ class Runtime:
     hub: EventHub
     services: BillingServices
     broadcast: Broadcast
+    # Tokens' last use, written in batches; open sockets' tokens, re-checked.
+    usage: TokenUsage
+    sockets: SocketWatcher
+    cursors: CursorCodec
     rate_limiter: RateLimiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -88,8 +95,9 @@ def _count_order_status(kind: OrderKind, status: OrderStatus) -> None:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     await prepare_database(db)
+    cursors = CursorCodec(await cursor_secret(db, settings))
     broadcast = Broadcast(backend=make_broadcast_backend(settings.broadcast_url))
     hub = EventHub(
         db,
@@ -106,16 +114,23 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         order_status_committed=_count_order_status,
         renewal_retry_days=settings.renewal_retry_days,
     )
+    usage = TokenUsage(db, interval_s=settings.token_usage_flush_s)
+    sockets = SocketWatcher(db, broadcast, usage, interval_s=settings.token_recheck_interval_s)
     runtime = Runtime(
         settings=settings,
         db=db,
         hub=hub,
         services=services,
         broadcast=broadcast,
+        usage=usage,
+        sockets=sockets,
+        cursors=cursors,
         rate_limiter=make_rate_limiter(settings),
     )
-    hub.prepare = event_preparer(db)
+    hub.prepare = event_preparer(db, cursors)
     await hub.start()
+    runtime._tasks.append(asyncio.create_task(usage.run(), name="token-usage"))
+    runtime._tasks.append(asyncio.create_task(sockets.run(), name="socket-watcher"))
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:
         runtime._tasks.append(asyncio.create_task(runtime._reconcile_periodically(), name="reconcile"))
@@ -127,6 +142,9 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         for task in runtime._tasks:
             task.cancel()
         await asyncio.gather(*runtime._tasks, return_exceptions=True)
+        # What was noted since the last flush, before the pool closes.
+        with contextlib.suppress(Exception):
+            await usage.flush()
         await provider.aclose()
         if runtime.rate_limiter is not None:
             await runtime.rate_limiter.aclose()

@@ -14,6 +14,7 @@ from strawberry.types.execution import ExecutionContext
 
 from gateway.rate_limit import RateLimitOperations
 from observability.operations import observe_operations
+from resolvers import audit as audit_resolvers
 from resolvers import catalog as catalog_resolvers
 from resolvers import node as node_resolvers
 from resolvers import orders as order_resolvers
@@ -21,6 +22,7 @@ from resolvers import payment_methods as payment_method_resolvers
 from resolvers import products as product_resolvers
 from resolvers import tenancy as tenancy_resolvers
 from schema import enums as _enums  # noqa: F401 - registers the enums
+from schema.audit import AuditEntryConnection
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
 from schema.documents import DocumentCache, PreparedDocuments
@@ -87,6 +89,11 @@ class Query:
     storage_upgrade_summary: OrderSummary = strawberry.field(
         resolver=order_resolvers.storage_upgrade_summary,
         description="What upgradeStorage would charge for this input. " + _SUMMARY + _BILLING_ROLE,
+    )
+    audit_log: AuditEntryConnection = strawberry.field(
+        resolver=audit_resolvers.audit_log,
+        description="Who changed what, newest first: the partner's whole trail, or one customer's with "
+        "`actingCustomer`. Needs PARTNER_OWNER (others: FORBIDDEN).",
     )
 
 

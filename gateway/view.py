@@ -10,15 +10,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from auth.principal import authenticate
+from gateway import jsonio
+from gateway.degrade import unavailable_response, with_unavailable_status
 from gateway.graphiql import GraphiQLPage
 from gateway.runtime import Runtime
+from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler
+from models.database import DatabaseUnavailable
 from schema.context import Context
 from schema.errors import classify_errors
 
@@ -31,6 +34,10 @@ def _runtime(request: Request | WebSocket) -> Runtime:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    # Sockets close with 4401 on a refused or revoked token (gateway.sockets).
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: Any, *, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()) -> None:
         self.graphiql = graphiql
         super().__init__(
@@ -55,16 +62,22 @@ class GraphQLView(GraphQL[Context, None]):
         # GraphQL-shaped JSON error rather than a bare text body.
         try:
             return await super().run(request)
+        except DatabaseUnavailable:
+            # Signing the caller in needs the database: 503, retryable.
+            return unavailable_response()
         except HTTPException as exc:
             error = {"message": exc.reason, "extensions": {"code": "BAD_USER_INPUT"}}
             return JSONResponse({"data": None, "errors": [error]}, status_code=exc.status_code)
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        return jsonio.loads(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket messages must be text frames.
         return orjson.dumps(data).decode()
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        return with_unavailable_status(super().create_response(response_data, sub_response), response_data)
 
     def parse_json(self, data: str | bytes) -> Any:
         parsed = super().parse_json(data)
@@ -86,24 +99,28 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, Request):
             authorization = request.headers.get("authorization")
             principal = await authenticate(db, authorization)
+            if principal is not None:
+                runtime.usage.seen(principal.token_id)
         return Context(
             services=runtime.services,
             hub=runtime.hub,
             settings=runtime.settings,
             request=request,
             db=db,
+            cursors=runtime.cursors,
             principal=principal,
             response=response if isinstance(request, Request) else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign in from ``connection_init`` (or the upgrade request's header);
-        a missing or bad token closes the socket with 4403."""
+        a missing, bad, revoked or expired token closes the socket with 4401."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         authorization = params.get("Authorization") or params.get("authorization")
         if authorization is None:
             authorization = context.request.headers.get("authorization")
         context.principal = await authenticate(context.db, authorization)
         if context.principal is None:
-            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+            raise TokenRefused("Missing or invalid API token.")
+        _runtime(context.request).usage.seen(context.principal.token_id)
         return await super().on_ws_connect(context)

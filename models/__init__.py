@@ -6,6 +6,7 @@ from models.catalog import BillingInterval, Plan, PlanKind, Product, ProductStat
 from models.orders import Order, OrderEvent, OrderKind, OrderLine, OrderStatus
 from models.payment_methods import PaymentMethod
 from models.payments import ProcessedWebhookEvent, SandboxPayment, SandboxPaymentMethod
+from models.secrets import GatewaySecret
 from models.tenancy import ApiToken, Customer, Partner, PartnerRole, User
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEntry",
     "BillingInterval",
     "Customer",
+    "GatewaySecret",
     "Order",
     "OrderEvent",
     "OrderKind",

@@ -50,6 +50,7 @@ __all__ = [
     "SUPPORTED_URLS",
     "Connection",
     "Database",
+    "DatabaseBusy",
     "DatabaseUnavailable",
     "IntegrityViolation",
     "Query",
@@ -75,6 +76,16 @@ class UnsupportedDatabaseUrl(ValueError):
 
 class DatabaseUnavailable(ConnectionError):
     """The database could not be reached or dropped the connection."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """SQLite: another process held the write lock past the busy timeout. The
+    connection is fine; the request may be retried."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 class IntegrityViolation(Exception):
@@ -352,8 +363,8 @@ class Connection:
             broken = False
             try:
                 return await self._run(driver, query, params)
-            except DatabaseUnavailable:
-                broken = True
+            except DatabaseUnavailable as exc:
+                broken = not isinstance(exc, DatabaseBusy)
                 raise
             finally:
                 self._database._checkin(driver, broken=broken)
@@ -407,8 +418,8 @@ class Connection:
                 self._transaction = None
                 with _lost_connection():
                     await driver.commit()
-            except DatabaseUnavailable:
-                broken = True
+            except DatabaseUnavailable as exc:
+                broken = not isinstance(exc, DatabaseBusy)
                 raise
             finally:
                 self._transaction = None
@@ -419,6 +430,10 @@ class Connection:
 def _lost_connection() -> Iterator[None]:
     try:
         yield
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+        raise DatabaseBusy("the SQLite database is locked by another process") from exc
     except _LOST_CONNECTION as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -435,6 +450,10 @@ def _driver_errors() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         unique = str(exc).startswith("UNIQUE constraint failed")
         raise (UniqueViolation if unique else IntegrityViolation)(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+        raise DatabaseBusy("the SQLite database is locked by another process") from exc
     except _LOST_CONNECTION as exc:
         raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -457,8 +476,11 @@ def _dialect_of(url: str) -> str:
 class Database:
     """A fixed pool of at most ``pool_size`` driver connections on ``url``."""
 
-    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, busy_timeout_ms: int = _SQLITE_BUSY_TIMEOUT_MS
+    ) -> None:
         self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
         self.dialect = _dialect_of(url)
         self.is_sqlite = self.dialect == "sqlite"
         self.pool_size = pool_size or (4 if self.is_sqlite else 10)
@@ -469,6 +491,11 @@ class Database:
         # Idle drivers, newest last (the warmest is reused first), and a
         # semaphore counting what may still be borrowed.
         self._idle: list[_Driver] = []
+        # Every driver open now, idle or borrowed: dispose closes them all
+        # (an aiosqlite connection left open keeps its thread, and the
+        # process, alive).
+        self._open: set[_Driver] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._capacity: asyncio.Semaphore | None = None
         self._engines: dict[bool, AsyncEngine] = {}
         self._closed = False
@@ -505,19 +532,32 @@ class Database:
         if self._idle:
             return self._idle.pop()
         try:
-            return await (self._open_sqlite() if self.is_sqlite else self._open_postgres())
+            driver = await (self._open_sqlite() if self.is_sqlite else self._open_postgres())
         except BaseException:
             self._capacity.release()
             raise
+        self._open.add(driver)
+        return driver
 
     def _checkin(self, driver: _Driver, *, broken: bool = False) -> None:
         assert self._capacity is not None
         if broken or self._closed:
-            task = asyncio.ensure_future(driver.close())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._discard(driver)
         else:
             self._idle.append(driver)
         self._capacity.release()
+
+    def _discard(self, driver: _Driver) -> None:
+        """Close ``driver`` in the background (dispose awaits what is left)."""
+        self._open.discard(driver)
+        task = asyncio.ensure_future(driver.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closed_driver)
+
+    def _closed_driver(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed close is of no interest
 
     async def _open_sqlite(self) -> _Driver:
         path = make_url(self.url).database or ":memory:"
@@ -525,6 +565,9 @@ class Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseUnavailable(f"cannot open the SQLite database: {exc}") from exc
+        try:
             # WAL is a property of the file, set once; switching needs a lock a
             # concurrent writer may hold, and whoever gets it sets it for all.
             mode = await conn.execute_fetchall("PRAGMA journal_mode")
@@ -532,10 +575,14 @@ class Database:
                 with contextlib.suppress(sqlite3.OperationalError):
                     await conn.execute_fetchall("PRAGMA journal_mode=WAL")
             await conn.executescript(
-                f"PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS};"
+                f"PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout={self.busy_timeout_ms};"
             )
-        except (sqlite3.Error, OSError) as exc:
-            raise DatabaseUnavailable(f"cannot open the SQLite database: {exc}") from exc
+        except BaseException as exc:
+            # Cancelled or failed half-open: close it, or its thread lives on.
+            await asyncio.shield(conn.close())
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise DatabaseUnavailable(f"cannot open the SQLite database: {exc}") from exc
+            raise
         return _SqliteDriver(conn)
 
     async def _open_postgres(self) -> _Driver:
@@ -580,11 +627,16 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        """Close every driver: the idle ones, those still borrowed (their
+        statements fail) and those being closed."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        for driver in idle:
+        self._idle = []
+        drivers, self._open = list(self._open), set()
+        for driver in drivers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(driver.close(), 5)
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=5)
         engines, self._engines = list(self._engines.values()), {}
         for engine in engines:
             await engine.dispose()

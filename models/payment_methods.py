@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column
+from sqlalchemy import Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from models.base import UTCDateTime, new_id, utcnow
 
-__all__ = ["PaymentMethod"]
+__all__ = ["ONE_PRIMARY_INDEX", "PaymentMethod"]
+
+ONE_PRIMARY_INDEX = "payment_methods_one_primary"
+# The same predicate reads right on both: SQLite stores booleans as 0 and 1.
+_ACTIVE_PRIMARY = "is_primary AND removed_at IS NULL"
 
 
 class PaymentMethod(SQLModel, table=True):
     __tablename__ = "payment_methods"
+    __table_args__ = (
+        # At most one active primary card per customer, whatever the code does:
+        # changes lock the customer row first, and this makes a lost race an
+        # error instead of a second primary card.
+        Index(
+            ONE_PRIMARY_INDEX,
+            "customer_id",
+            unique=True,
+            postgresql_where=text(_ACTIVE_PRIMARY),
+            sqlite_where=text(_ACTIVE_PRIMARY),
+        ),
+    )
 
     id: str = Field(default_factory=lambda: new_id("pm"), primary_key=True, max_length=40)
     customer_id: str = Field(foreign_key="customers.id", index=True, max_length=40)

@@ -15,6 +15,7 @@ __all__ = [
     "api_tokens",
     "audit_entries",
     "customers",
+    "gateway_secrets",
     "order_events",
     "order_lines",
     "orders",
@@ -31,6 +32,7 @@ __all__ = [
 api_tokens: Table = SQLModel.metadata.tables["api_tokens"]
 audit_entries: Table = SQLModel.metadata.tables["audit_entries"]
 customers: Table = SQLModel.metadata.tables["customers"]
+gateway_secrets: Table = SQLModel.metadata.tables["gateway_secrets"]
 order_events: Table = SQLModel.metadata.tables["order_events"]
 order_lines: Table = SQLModel.metadata.tables["order_lines"]
 orders: Table = SQLModel.metadata.tables["orders"]

@@ -66,3 +66,7 @@ class ApiToken(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # None: never expires.
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # Written in batches by auth.usage, not on every request: accurate to its flush interval.
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -14,9 +14,10 @@ from models import OrderStatus
 from resolvers.common import caller_and_customer
 from schema.arguments import ActingCustomer, After, First, OrderId
 from schema.context import Info
+from schema.cursors import CursorCodec
 from schema.inputs import BuyLicensesInput, UpgradeStorageInput
 from schema.orders import Order, OrderConnection, OrderEdge, OrderSummary
-from schema.pagination import decode_cursor, encode_cursor, page_info, page_size
+from schema.pagination import page_info, page_size
 from schema.payloads import OrderPayload, UserError
 
 __all__ = [
@@ -102,8 +103,8 @@ async def order(info: Info, acting_customer: ActingCustomer, id: OrderId) -> Ord
     return Order.of(view)
 
 
-def _order_key(cursor: str) -> tuple[datetime, str]:
-    created, order_id = decode_cursor(cursor, "ord", 2)
+def _order_key(cursors: CursorCodec, customer_id: str, cursor: str) -> tuple[datetime, str]:
+    created, order_id = cursors.decode(cursor, "ord", customer_id, 2)
     try:
         created_at = datetime.fromisoformat(str(created))
     except ValueError:
@@ -125,10 +126,11 @@ async def orders(
     """The customer's orders, newest first."""
     _, customer = await caller_and_customer(info, acting_customer, billing=True)
     limit = page_size(first, info.context.settings.max_page_size)
-    key = _order_key(after) if after is not None else None
+    cursors = info.context.cursors
+    key = _order_key(cursors, customer.id, after) if after is not None else None
     rows = await orders_page(info.context.db, customer.id, status=status, after=key, limit=limit + 1)
     edges = [
-        OrderEdge(cursor=encode_cursor("ord", row.created_at.isoformat(), row.id), node=Order.of(row))
+        OrderEdge(cursor=cursors.encode("ord", customer.id, row.created_at.isoformat(), row.id), node=Order.of(row))
         for row in rows[:limit]
     ]
     return OrderConnection(

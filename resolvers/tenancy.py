@@ -5,7 +5,7 @@ import strawberry
 from billing.customers import customers_page
 from schema.arguments import After, First
 from schema.context import Info
-from schema.pagination import decode_cursor, encode_cursor, page_info, page_size
+from schema.pagination import page_info, page_size
 from schema.tenancy import Customer, CustomerConnection, CustomerEdge, Partner, Viewer
 
 __all__ = ["customers", "viewer"]
@@ -25,13 +25,16 @@ async def customers(info: Info, first: First = None, after: After = None) -> Cus
     """The caller's partner's customers, by name."""
     principal = info.context.caller()
     limit = page_size(first, info.context.settings.max_page_size)
+    cursors, scope = info.context.cursors, principal.partner_id
     key = None
     if after is not None:
-        name, customer_id = decode_cursor(after, "cst", 2)
+        name, customer_id = cursors.decode(after, "cst", scope, 2)
         key = (str(name), str(customer_id))
     rows = await customers_page(info.context.db, principal.partner_id, after=key, limit=limit + 1)
     edges = [
-        CustomerEdge(cursor=encode_cursor("cst", c.name, c.id), node=Customer(id=strawberry.ID(c.id), name=c.name))
+        CustomerEdge(
+            cursor=cursors.encode("cst", scope, c.name, c.id), node=Customer(id=strawberry.ID(c.id), name=c.name)
+        )
         for c in rows[:limit]
     ]
     return CustomerConnection(

@@ -12,7 +12,9 @@ from models import BillingInterval, PlanKind, ProductStatus
 from schema.money import Money
 from schema.node import Node
 
-__all__ = ["Plan", "Product"]
+__all__ = ["GRAPHQL_INT_MAX", "Plan", "Product"]
+
+GRAPHQL_INT_MAX = 2**31 - 1
 
 
 @strawberry.type(description="A catalogue entry that can be bought (`plan_…`); the same catalogue for every partner.")
@@ -76,7 +78,7 @@ class Product(Node):
             total_licenses=view.total_licenses,
             assigned_licenses=view.assigned_licenses,
             available_licenses=view.available_licenses,
-            storage_gb=plan.storage_gb * view.total_licenses if plan.storage_gb is not None else None,
+            storage_gb=_storage_gb(plan.storage_gb, view.total_licenses),
             status=view.status,
             current_period_start=view.current_period_start,
             current_period_end=view.current_period_end,
@@ -84,3 +86,12 @@ class Product(Node):
             cancel_at_period_end=view.cancel_at_period_end,
             scheduled_licenses=view.scheduled_licenses,
         )
+
+
+def _storage_gb(per_license: int | None, licenses: int) -> int | None:
+    """Total storage. Purchases keep a product within 100,000 licenses, which
+    fits GraphQL's Int; a product stored with more (made outside the API)
+    reads as Int's maximum rather than failing the whole query."""
+    if per_license is None:
+        return None
+    return min(per_license * licenses, GRAPHQL_INT_MAX)

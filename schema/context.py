@@ -13,6 +13,7 @@ from auth.principal import Principal
 from billing.errors import Unauthenticated
 from billing.services import BillingServices
 from models.database import Connection
+from schema.cursors import CursorCodec
 from schema.loaders import Loaders
 from settings import Settings
 
@@ -31,6 +32,8 @@ class Context:
     # The unit of work's connection: it borrows a pooled driver connection
     # only while a statement or transaction runs.
     db: Connection
+    # Seals and opens cursors (schema.cursors); the runtime's, from its key.
+    cursors: CursorCodec
     principal: Principal | None = None
     # Strawberry's response for an HTTP request it serves (status, headers); None otherwise.
     response: Any = None

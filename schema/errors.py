@@ -1,7 +1,10 @@
 """How errors reach clients: every top-level error carries ``extensions.code``;
 expected ones keep their message, anything unexpected becomes INTERNAL with no
 trace, SQL or detail (those go to the log, once, with the request id that the
-error carries as ``extensions.requestId``)."""
+error carries as ``extensions.requestId``). A database that cannot be reached
+(or an SQLite file another process keeps locked) is INTERNAL too, the
+contract's codes being fixed, but says so and carries ``retryable: true``;
+over HTTP the answer is then a 503 with Retry-After (``gateway.degrade``)."""
 
 from __future__ import annotations
 
@@ -15,9 +18,18 @@ from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from billing.errors import BadUserInput, GatewayError, RateLimited, UserErrors
+from models.database import DatabaseUnavailable
 from observability.requests import current_request_id
 
-__all__ = ["ErrorCodes", "SubscriptionsOverWebSocketOnly", "classify_errors", "is_unexpected", "log_unexpected"]
+__all__ = [
+    "UNAVAILABLE",
+    "ErrorCodes",
+    "SubscriptionsOverWebSocketOnly",
+    "classify_errors",
+    "is_retryable",
+    "is_unexpected",
+    "log_unexpected",
+]
 
 log = logging.getLogger("gateway.errors")
 
@@ -25,11 +37,20 @@ log = logging.getLogger("gateway.errors")
 # deeper than its own recursion guard.
 _PARSER_LIMITS = ("tokens. Parsing aborted", "nested too deeply")
 _VALIDATION_ABORTED = "Validation aborted."
+UNAVAILABLE = "The database is unavailable; retry shortly."
 
 
 def is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is not None and not isinstance(original, GatewayError | UserErrors | GraphQLError)
+    return original is not None and not isinstance(
+        original, GatewayError | UserErrors | GraphQLError | DatabaseUnavailable
+    )
+
+
+def is_retryable(error: object) -> bool:
+    """A formatted error saying "retry": the database was unavailable."""
+    extensions = error.get("extensions") if isinstance(error, dict) else None
+    return isinstance(extensions, dict) and extensions.get("retryable") is True
 
 
 def _classify(error: GraphQLError) -> GraphQLError:
@@ -47,6 +68,9 @@ def _classify(error: GraphQLError) -> GraphQLError:
         extensions["reason"] = first.code
         if first.field:
             extensions["field"] = list(first.field)
+    elif isinstance(original, DatabaseUnavailable):
+        extensions = {"code": "INTERNAL", "retryable": True}
+        message = UNAVAILABLE
     elif original is not None and not isinstance(original, GraphQLError):
         extensions = {"code": "INTERNAL"}
         # The request id finds this request's log line (with the traceback).
@@ -97,5 +121,8 @@ class ErrorCodes(SchemaExtension):
 
 def log_unexpected(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
     for error in errors:
-        if is_unexpected(error):
+        if isinstance(error.original_error, DatabaseUnavailable):
+            # An outage, not a bug: one line, no traceback.
+            log.warning("database unavailable in %s: %s", error.path, error.original_error)
+        elif is_unexpected(error):
             log.error("unexpected error in %s", error.path, exc_info=error.original_error)

@@ -7,16 +7,16 @@ from typing import Any, Protocol
 
 import strawberry
 
-from billing.errors import BadUserInput
 from billing.orders import OrderLineView, OrderView
 from billing.quotes import Quote
 from events.log import OrderEventRecord
 from models import BillingInterval, OrderKind, OrderStatus
 from schema.billing import PaymentMethod
 from schema.context import Info
+from schema.cursors import CursorCodec
 from schema.money import Money
 from schema.node import Node
-from schema.pagination import PageInfo, decode_cursor, encode_cursor
+from schema.pagination import PageInfo
 
 __all__ = [
     "Order",
@@ -150,15 +150,13 @@ class OrderConnection:
     page_info: PageInfo = strawberry.field(description="Where this page stands: is there a next one, and its cursors.")
 
 
-def event_cursor(seq: int) -> str:
-    return encode_cursor("evt", seq)
+def event_cursor(cursors: CursorCodec, partner_id: str, seq: int) -> str:
+    """Sealed for the event's partner: opaque, stable, useless to another partner."""
+    return cursors.encode("evt", partner_id, seq)
 
 
-def decode_event_cursor(cursor: str) -> int:
-    (seq,) = decode_cursor(cursor, "evt", 1)
-    if not isinstance(seq, int) or seq < 0:
-        raise BadUserInput("Malformed cursor.")
-    return seq
+def decode_event_cursor(cursors: CursorCodec, partner_id: str, cursor: str) -> int:
+    return cursors.decode_int(cursor, "evt", partner_id)
 
 
 @strawberry.type(description="An order took a status; each event is stored and has a cursor.")
@@ -175,11 +173,13 @@ class OrderStatusEvent:
     shared: strawberry.Private[dict[Any, Any] | None] = None
 
     @classmethod
-    def of(cls, event: OrderEventRecord, order: OrderView, shared: dict[Any, Any] | None = None) -> OrderStatusEvent:
+    def of(
+        cls, event: OrderEventRecord, order: OrderView, cursors: CursorCodec, shared: dict[Any, Any] | None = None
+    ) -> OrderStatusEvent:
         return cls(
             order=Order.of(order),
             status=event.status,
             occurred_at=event.occurred_at,
-            cursor=event_cursor(event.seq),
+            cursor=event_cursor(cursors, event.partner_id, event.seq),
             shared=shared,
         )

@@ -1,16 +1,12 @@
-"""Relay-style page info and opaque cursors."""
+"""Relay-style page info (cursors: ``schema.cursors``)."""
 
 from __future__ import annotations
-
-import base64
-import binascii
-import json
 
 import strawberry
 
 from billing.errors import BadUserInput
 
-__all__ = ["DEFAULT_PAGE_SIZE", "PageInfo", "decode_cursor", "encode_cursor", "page_info", "page_size"]
+__all__ = ["DEFAULT_PAGE_SIZE", "PageInfo", "page_info", "page_size"]
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -38,28 +34,6 @@ def page_info(cursors: list[str], *, has_next_page: bool, after: str | None) -> 
         start_cursor=cursors[0] if cursors else None,
         end_cursor=cursors[-1] if cursors else None,
     )
-
-
-def encode_cursor(kind: str, *values: str | int) -> str:
-    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: str, arity: int) -> list[str | int]:
-    """The values in a cursor made by :func:`encode_cursor`; BAD_USER_INPUT otherwise."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        decoded = None
-    if (
-        not isinstance(decoded, list)
-        or len(decoded) != arity + 1
-        or decoded[0] != kind
-        or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in decoded[1:])
-    ):
-        raise BadUserInput("Malformed cursor.")
-    return decoded[1:]
 
 
 def page_size(first: int | None, maximum: int) -> int:

@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     renewal_retry_days: Annotated[tuple[int, ...], NoDecode] = (1, 3, 7)
     event_poll_interval_s: float = Field(default=2.0, gt=0)
     subscriber_queue_size: int = Field(default=1000, ge=1)
+    # How often each instance re-checks the tokens of its open WebSockets
+    # (revoked or expired: closed with 4401). API.md allows 10 s at most.
+    token_recheck_interval_s: float = Field(default=5.0, gt=0, le=10)
+    # How often last-use times of tokens are written (in batches).
+    token_usage_flush_s: float = Field(default=10.0, gt=0)
+    # The key of opaque cursors; unset: a random one made on first start and
+    # kept in the database (every instance on it agrees).
+    cursor_secret: str | None = Field(default=None, repr=False, min_length=32)
+    # How long a write waits for another process's SQLite lock before the
+    # request is answered "unavailable, retry".
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: str = "INFO"
     # Browser origins (``scheme://host[:port]``) whose pages may call the API
     # (CORS) and open its WebSocket; the gateway's own pages always may.

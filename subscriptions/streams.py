@@ -17,12 +17,13 @@ from models.database import Database
 from resolvers.common import caller_and_customer
 from schema.arguments import ActingCustomer, OptionalActingCustomer
 from schema.context import Info
+from schema.cursors import CursorCodec
 from schema.orders import OrderStatusEvent, decode_event_cursor
 
 __all__ = ["event_preparer", "order_status_changed", "payment_confirmation"]
 
 
-def event_preparer(db: Database) -> Callable[[Delivery], Awaitable[None]]:
+def event_preparer(db: Database, cursors: CursorCodec) -> Callable[[Delivery], Awaitable[None]]:
     """The hub's ``prepare``: before a live event reaches its subscribers, read
     its order and build the event as the API shows it, once for all of them
     (so no subscriber waits on another's read)."""
@@ -31,7 +32,7 @@ def event_preparer(db: Database) -> Callable[[Delivery], Awaitable[None]]:
         event = delivery.event
         async with db.connection() as conn:
             order = (await orders_by_id(conn, [event.order_id]))[event.order_id]
-        delivery.shared[OrderStatusEvent] = OrderStatusEvent.of(event, order, delivery.shared)
+        delivery.shared[OrderStatusEvent] = OrderStatusEvent.of(event, order, cursors, delivery.shared)
 
     return prepare
 
@@ -47,7 +48,7 @@ async def _as_graphql(info: Info, delivery: Delivery) -> OrderStatusEvent:
 
         async def build() -> OrderStatusEvent:
             order: OrderView = (await orders_by_id(db, [event.order_id]))[event.order_id]
-            return OrderStatusEvent.of(event, order, delivery.shared)
+            return OrderStatusEvent.of(event, order, info.context.cursors, delivery.shared)
 
         building = delivery.shared[OrderStatusEvent] = asyncio.ensure_future(build())
     # Shielded: one subscriber leaving must not cancel the read the others await.
@@ -120,7 +121,7 @@ async def order_status_changed(
         customer_id = customer.id
     else:
         require_billing(principal)
-    start = decode_event_cursor(after) if after is not None else None
+    start = decode_event_cursor(info.context.cursors, principal.partner_id, after) if after is not None else None
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer_id)
     return _changes_stream(info, event_filter, start)
 

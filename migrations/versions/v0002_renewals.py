@@ -4,8 +4,6 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-30
 
-(Written beside another 0002, api_tokens/payment_methods: whichever merges
-second becomes 0003 with that one as its down_revision.)
 
 Products keep their period in ``current_period_start``/``current_period_end``
 instead of deriving it from ``period_anchor`` and the clock. Existing products

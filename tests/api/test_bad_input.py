@@ -205,7 +205,10 @@ async def test_health_endpoints(gateway: GatewayServer) -> None:
     healthz = await gateway.http.get("/healthz")
     readyz = await gateway.http.get("/readyz")
     assert (healthz.status_code, healthz.json()) == (200, {"status": "ok"})
-    assert (readyz.status_code, readyz.json()) == (200, {"status": "ready", "database": True, "broadcast": True})
+    assert (readyz.status_code, readyz.json()) == (
+        200,
+        {"status": "ready", "database": True, "broadcast": "ok", "payments": "sandbox"},
+    )
 
 
 # -- complexity limits -------------------------------------------------------

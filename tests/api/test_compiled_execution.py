@@ -163,6 +163,7 @@ async def both_ways(gateway: GatewayServer, token: str, query: str, variables: d
             settings=runtime.settings,
             request=None,  # type: ignore[arg-type]
             db=db,
+            cursors=runtime.cursors,
             principal=await authenticate(db, f"Bearer {token}"),
         )
 

@@ -134,7 +134,7 @@ async def test_websocket_without_origin_is_judged_by_its_token(gateway: GatewayS
     assert message["type"] == "next", message
     with pytest.raises(ConnectionClosed) as closed:
         await viewer_over_websocket(gateway, "pbg_not-a-token", None)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "http://localhost:5174", "http://127.0.0.1:1", "null"])

@@ -105,8 +105,9 @@ async def running_demo(database: Path, port: int) -> AsyncIterator[Printed]:
                 line = await process.stdout.readline()
                 assert line, f"demo exited: {await process.stderr.read()!r}"
                 stdout.append(line.decode())
-            # uvicorn's own signal that it is listening, on stderr
-            while "Application startup complete" not in (stderr[-1] if stderr else ""):
+            # uvicorn's own signal that it is listening, on stderr (it binds
+            # after "Application startup complete": waiting for that raced)
+            while "Uvicorn running on" not in (stderr[-1] if stderr else ""):
                 line = await process.stderr.readline()
                 assert line, f"demo exited: {''.join(stderr)}"
                 stderr.append(line.decode())

@@ -89,7 +89,10 @@ async def rings(redis_url: str) -> AsyncIterator[list[str]]:
 
 async def test_both_instances_are_ready(a: GatewayProcess, b: GatewayProcess) -> None:
     for gateway in (a, b):
-        assert await gateway.readyz() == (200, {"status": "ready", "database": True, "broadcast": True})
+        assert await gateway.readyz() == (
+            200,
+            {"status": "ready", "database": True, "broadcast": "ok", "payments": "sandbox"},
+        )
 
 
 async def test_a_confirmation_placed_on_a_reaches_b_within_a_second_and_no_other_partner(

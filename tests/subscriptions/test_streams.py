@@ -161,13 +161,14 @@ async def test_a_slow_subscriber_catches_up_from_stored_events(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("token", [None, "pbg_" + "x" * 43, "not-a-token"])
-async def test_a_missing_or_bad_token_closes_the_socket_with_4403(gateway: GatewayServer, token: str | None) -> None:
+async def test_a_missing_or_bad_token_closes_the_socket_with_4401(gateway: GatewayServer, token: str | None) -> None:
+    """4401, which graphql-ws clients take as final (4403 they retry for ~40 s)."""
     async with gateway.websocket(None, init=False) as ws:
         payload = {"Authorization": f"Bearer {token}"} if token else {}
         await ws.conn.send(json.dumps({"type": "connection_init", "payload": payload}))
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.receive()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 async def test_refusals_arrive_as_error_messages_with_codes(gateway: GatewayServer) -> None:

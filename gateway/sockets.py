@@ -1,0 +1,285 @@
+"""WebSockets signed in with a token are closed (4401) once the token is
+revoked or expires, on every instance.
+
+Each process runs one :class:`SocketWatcher`. It knows the token of every
+open, acknowledged socket of this process, and every few seconds checks them
+all with one statement; a socket whose token is no longer valid is closed
+with 4401 (``graphql-ws`` treats 4401 as final and stops reconnecting). That
+check alone bounds how long a revoked or expired token keeps a socket, also
+when nothing else can tell this process (``BROADCAST_URL=memory://`` and a
+revocation made by the command line). With a shared broadcast,
+``partner-billing revoke-token`` also rings :data:`TOKENS_CHANNEL` with the
+token's id and every instance closes its sockets at once.
+
+The socket handlers here are Strawberry's, with three changes: a missing or
+bad token on ``connection_init`` closes with 4401 (Strawberry closes with
+4403, which ``graphql-ws`` clients retry for about 40 s), a socket registers
+with the watcher once acknowledged, and "Subscription limit reached" carries
+an ``extensions.code`` like every other error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+from broadcaster import Broadcast
+from sqlalchemy import bindparam, or_, select
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+
+from auth.usage import TokenUsage
+from events.backends import RECONNECTED, make_broadcast_backend
+from models.base import utcnow
+from models.database import Database, DatabaseUnavailable, Query, any_of
+from models.tables import api_tokens
+from schema.context import Context
+
+__all__ = [
+    "TOKENS_CHANNEL",
+    "UNAUTHORIZED",
+    "LegacyWSHandler",
+    "SocketWatcher",
+    "TokenRefused",
+    "TransportWSHandler",
+    "announce_revoked",
+]
+
+log = logging.getLogger(__name__)
+
+TOKENS_CHANNEL = "pbg.tokens-revoked"
+UNAUTHORIZED = 4401
+TRY_AGAIN_LATER = 1013  # RFC 6455: clients reconnect later
+_SUBSCRIPTION_LIMIT = "Subscription limit reached"
+
+_VALID = Query(
+    select(api_tokens.c.id).where(
+        any_of(api_tokens.c.id, "ids"),
+        api_tokens.c.revoked_at.is_(None),
+        or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > bindparam("now")),
+    )
+)
+
+
+class TokenRefused(Exception):
+    """``connection_init`` carried no valid token: close with 4401."""
+
+
+class _Watched:
+    """What the watcher needs of a socket handler."""
+
+    async def close_unauthorized(self) -> None:
+        raise NotImplementedError
+
+
+class SocketWatcher:
+    def __init__(self, db: Database, broadcast: Broadcast, usage: TokenUsage, *, interval_s: float) -> None:
+        self._db = db
+        self._broadcast = broadcast
+        self._usage = usage
+        self._interval = interval_s
+        self._sockets: dict[_Watched, str] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def watched(self) -> int:
+        return len(self._sockets)
+
+    def watch(self, token_id: str, socket: _Watched) -> None:
+        self._sockets[socket] = token_id
+
+    def unwatch(self, socket: _Watched) -> None:
+        self._sockets.pop(socket, None)
+
+    async def check(self) -> int:
+        """Close the sockets whose token is revoked or expired (one statement
+        for all of them); returns how many were closed."""
+        token_ids = sorted(set(self._sockets.values()))
+        if not token_ids:
+            return 0
+        async with self._db.connection() as conn:
+            valid = {row[0] for row in await conn.all(_VALID, ids=token_ids, now=utcnow())}
+        now = utcnow()
+        for token_id in valid:
+            # An open socket is a token in use.
+            self._usage.seen(token_id, now)
+        return await self._close(set(token_ids) - valid)
+
+    async def revoked(self, token_id: str) -> int:
+        return await self._close({token_id})
+
+    async def _close(self, token_ids: set[str]) -> int:
+        doomed = [socket for socket, token_id in self._sockets.items() if token_id in token_ids]
+        for socket in doomed:
+            self.unwatch(socket)
+        results = await asyncio.gather(*(socket.close_unauthorized() for socket in doomed), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("closing a socket whose token was revoked failed: %r", result)
+        return len(doomed)
+
+    async def run(self) -> None:
+        """Re-check every interval and close on every ring, until cancelled."""
+        listener = asyncio.create_task(self._listen(), name="socket-watcher-listen")
+        try:
+            while True:
+                await asyncio.sleep(self._interval)
+                try:
+                    await self.check()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # The database may be down: the next check tries again.
+                    log.warning("re-checking the tokens of open sockets failed: %r", exc)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._broadcast.subscribe(TOKENS_CHANNEL) as rings:
+                    async for ring in rings:  # type: ignore[union-attr]
+                        message = getattr(ring, "message", "")
+                        if message == RECONNECTED:
+                            # Rings may have been missed while it was down.
+                            await self.check()
+                        elif isinstance(message, str) and message:
+                            await self.revoked(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("listening for revoked tokens failed; retrying")
+                await asyncio.sleep(1)
+
+
+async def announce_revoked(broadcast_url: str, token_id: str) -> bool:
+    """Ring every instance sharing ``broadcast_url`` to close the token's
+    sockets now; False when there is nothing to ring (``memory://``) or the
+    broadcast is unreachable (their periodic check closes them anyway)."""
+    if broadcast_url.startswith("memory"):
+        return False
+    backend = make_broadcast_backend(broadcast_url)
+    try:
+        await backend.connect()
+        await backend.publish(TOKENS_CHANNEL, token_id)
+    except Exception as exc:
+        log.warning("could not announce the revocation (%r); instances notice within their check interval", exc)
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await backend.disconnect()
+    return True
+
+
+def _watcher_of(context: Context) -> SocketWatcher | None:
+    runtime = getattr(context.request.app.state, "runtime", None)
+    watcher = getattr(runtime, "sockets", None)
+    return watcher if isinstance(watcher, SocketWatcher) else None
+
+
+_LIMIT_EXTENSIONS: Mapping[str, Any] = {"code": "RATE_LIMITED", "limit": "subscriptionsPerConnection"}
+
+
+def _with_code(error: object) -> object:
+    if isinstance(error, dict) and error.get("message") == _SUBSCRIPTION_LIMIT and "extensions" not in error:
+        return {**error, "extensions": dict(_LIMIT_EXTENSIONS)}
+    return error
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched):
+    """graphql-transport-ws (``graphql-ws`` clients)."""
+
+    async def handle(self) -> None:
+        await _handling(self, super().handle())
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await _signing_in(self, super().handle_connection_init(message))
+
+    async def send_message(self, message: Message) -> None:
+        payload = message.get("payload")
+        if message.get("type") == "error" and isinstance(payload, list):
+            message = cast(Message, {**message, "payload": [_with_code(e) for e in payload]})
+        await super().send_message(message)
+
+    async def close_unauthorized(self) -> None:
+        # Stop the operations first, so none sends after the close.
+        await self.shutdown()
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
+    """graphql-ws, the older subscriptions-transport-ws protocol."""
+
+    async def handle(self) -> None:
+        await _handling(self, super().handle())
+
+    async def handle_connection_init(self, message: LegacyInitMessage) -> None:
+        async def tell(refused: TokenRefused) -> None:
+            # This protocol's clients read why from a connection_error first.
+            error = {"message": str(refused), "extensions": {"code": "UNAUTHENTICATED"}}
+            await self.send_message(cast(OperationMessage, {"type": "connection_error", "payload": error}))
+
+        await _signing_in(self, super().handle_connection_init(message), tell=tell)
+
+    async def send_message(self, message: OperationMessage) -> None:
+        if message.get("type") == "error":
+            message = cast(OperationMessage, {**message, "payload": _with_code(message.get("payload"))})
+        await super().send_message(message)
+
+    async def close_unauthorized(self) -> None:
+        if self.keep_alive_task:
+            self.keep_alive_task.cancel()
+        await self.cleanup()
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+
+
+_Handler = TransportWSHandler | LegacyWSHandler
+
+
+async def _handling(handler: _Handler, handling: Awaitable[None]) -> None:
+    """Run the base handler's loop; the socket is no longer watched after it."""
+    try:
+        await handling
+    finally:
+        watcher = _watcher_of(handler.context)
+        if watcher is not None:
+            watcher.unwatch(handler)
+
+
+async def _signing_in(
+    handler: _Handler,
+    initialising: Awaitable[None],
+    *,
+    tell: Callable[[TokenRefused], Awaitable[None]] | None = None,
+) -> None:
+    """Run the base handler's connection_init: a refused token closes with
+    4401, a database that cannot say closes with 1013 (come back later), an
+    acknowledged socket is watched from then on."""
+    try:
+        await initialising
+    except TokenRefused as refused:
+        if tell is not None:
+            with contextlib.suppress(Exception):
+                await tell(refused)
+        await handler.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+        return
+    except DatabaseUnavailable:
+        await handler.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")
+        return
+    _watch(handler, handler.context, acknowledged=handler.connection_acknowledged)
+
+
+def _watch(socket: _Watched, context: Context, *, acknowledged: bool) -> None:
+    watcher = _watcher_of(context)
+    if acknowledged and watcher is not None and context.principal is not None:
+        watcher.watch(context.principal.token_id, socket)
