@@ -11,10 +11,11 @@ from sqlalchemy import bindparam, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from billing.customers import CustomerView, customer_with, split_customer
 from billing.periods import BillingPeriod
 from models import BillingInterval, Plan, PlanKind, ProductStatus
 from models.database import Connection, Query, Row, any_of
-from models.tables import plans, products
+from models.tables import customers, plans, products
 
 __all__ = [
     "DEFAULT_PLANS",
@@ -22,12 +23,12 @@ __all__ = [
     "PlanView",
     "ProductView",
     "active_plans",
+    "customer_products",
     "ensure_catalog",
     "plans_by_id",
     "product_of",
     "product_view",
     "products_by_id",
-    "products_of",
     "storage_product_of",
 ]
 
@@ -115,13 +116,15 @@ _PLANS_BY_ID = Query(select(*_PLAN).where(any_of(plans.c.id, "ids")))
 _WITH_PLAN = select(*_PRODUCT, *_PLAN).select_from(products.join(plans))
 PRODUCT_WITH_PLAN = _WITH_PLAN
 """``SELECT`` a product's columns and its plan's (rows for :func:`product_view`)."""
-_PRODUCTS_OF = Query(
-    _WITH_PLAN.where(products.c.customer_id == bindparam("customer_id")).order_by(products.c.created_at, products.c.id)
-)
 _PRODUCT_OF = Query(
     _WITH_PLAN.where(products.c.id == bindparam("id"), products.c.customer_id == bindparam("customer_id"))
 )
 _PRODUCTS_BY_ID = Query(_WITH_PLAN.where(any_of(products.c.id, "ids")))
+_CUSTOMER_PRODUCTS = Query(
+    customer_with((*_PRODUCT, *_PLAN), products.join(plans), products.c.customer_id == customers.c.id).order_by(
+        products.c.created_at, products.c.id
+    )
+)
 _STORAGE_PRODUCT_OF = Query(
     _WITH_PLAN.where(
         products.c.customer_id == bindparam("customer_id"), products.c.plan_kind == PlanKind.CLOUD_STORAGE.value
@@ -168,8 +171,13 @@ async def plans_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, PlanVie
     return {row[0]: _plan(row) for row in await conn.all(_PLANS_BY_ID, ids=list(ids))}
 
 
-async def products_of(conn: Connection, customer_id: str) -> list[ProductView]:
-    return [product_view(row) for row in await conn.all(_PRODUCTS_OF, customer_id=customer_id)]
+async def customer_products(
+    conn: Connection, partner_id: str, customer_id: str
+) -> tuple[CustomerView | None, list[ProductView]]:
+    """The partner's customer (None: not theirs) and its products, oldest
+    first, in one statement."""
+    customer, rows = split_customer(await conn.all(_CUSTOMER_PRODUCTS, partner_id=partner_id, customer_id=customer_id))
+    return customer, [product_view(row) for row in rows]
 
 
 async def product_of(conn: Connection, customer_id: str, product_id: str) -> ProductView | None:

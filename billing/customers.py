@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import ColumnElement, FromClause, Select, bindparam, or_, select
 
-from models.database import Connection, Query, any_of
+from models.database import Connection, Query, Row, any_of
 from models.tables import customers
 
-__all__ = ["CustomerView", "customers_by_id", "customers_page"]
+__all__ = ["CustomerView", "customer_with", "customers_by_id", "customers_page", "split_customer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,28 @@ _NEXT_PAGE = Query(
     .order_by(customers.c.name, customers.c.id)
     .limit(bindparam("limit"))
 )
+
+
+def customer_with(columns: Sequence[ColumnElement[Any]], join: FromClause, on: ColumnElement[bool]) -> Select[Any]:
+    """``SELECT`` the partner's customer (``:customer_id``, ``:partner_id``)
+    and its rows of ``join``, one per row, LEFT JOINed ``on``: the tenancy
+    check and the read in one statement (rows for :func:`split_customer`)."""
+    return (
+        select(*_COLUMNS, *columns)
+        .select_from(customers.outerjoin(join, on))
+        .where(customers.c.id == bindparam("customer_id"), customers.c.partner_id == bindparam("partner_id"))
+    )
+
+
+def split_customer(rows: Sequence[Row]) -> tuple[CustomerView | None, list[Row]]:
+    """The customer of rows read with :func:`customer_with` (None when there
+    are none: not the partner's customer) and the joined part of each row
+    that found one (none when the customer has nothing)."""
+    if not rows:
+        return None, []
+    width = len(_COLUMNS)
+    customer = CustomerView(*rows[0][:width])
+    return customer, [row[width:] for row in rows if row[width] is not None]
 
 
 async def customers_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, CustomerView]:

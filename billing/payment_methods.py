@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select, update
 from auth.principal import Principal
 from billing import audit
 from billing.access import acting_customer, lock_acting_customer, plausible_id
-from billing.customers import CustomerView
+from billing.customers import CustomerView, customer_with, split_customer
 from billing.errors import UserError, UserErrors
 from billing.services import BillingServices
 from models import new_id
@@ -30,8 +30,8 @@ from payments.provider import AttachedCard, CardDeclined, PaymentMethodTokenInva
 
 __all__ = [
     "PaymentMethodView",
-    "active_payment_methods",
     "add_payment_method",
+    "customer_payment_methods",
     "ensure_provider_customer",
     "find_active_payment_method",
     "payment_methods_by_id",
@@ -73,6 +73,13 @@ _COLUMNS = (
     payment_methods.c.removed_at,
 )
 _ACTIVE = (payment_methods.c.customer_id == bindparam("customer_id")) & payment_methods.c.removed_at.is_(None)
+_CUSTOMER_METHODS = Query(
+    customer_with(
+        _COLUMNS,
+        payment_methods,
+        (payment_methods.c.customer_id == customers.c.id) & payment_methods.c.removed_at.is_(None),
+    ).order_by(payment_methods.c.created_at, payment_methods.c.id)
+)
 _ACTIVE_OF = Query(select(*_COLUMNS).where(_ACTIVE).order_by(payment_methods.c.created_at, payment_methods.c.id))
 _BY_IDS = Query(select(*_COLUMNS).where(any_of(payment_methods.c.id, "ids")))
 _ACTIVE_BY_ID = Query(select(*_COLUMNS).where(_ACTIVE, payment_methods.c.id == bindparam("id")))
@@ -110,8 +117,13 @@ def _view(row: Row) -> PaymentMethodView:
 # -- reads --------------------------------------------------------------------
 
 
-async def active_payment_methods(conn: Connection, customer_id: str) -> list[PaymentMethodView]:
-    return [_view(row) for row in await conn.all(_ACTIVE_OF, customer_id=customer_id)]
+async def customer_payment_methods(
+    conn: Connection, partner_id: str, customer_id: str
+) -> tuple[CustomerView | None, list[PaymentMethodView]]:
+    """The partner's customer (None: not theirs) and its active payment
+    methods, oldest first, in one statement."""
+    customer, rows = split_customer(await conn.all(_CUSTOMER_METHODS, partner_id=partner_id, customer_id=customer_id))
+    return customer, [_view(row) for row in rows]
 
 
 async def payment_methods_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, PaymentMethodView]:

@@ -68,18 +68,23 @@ class Subscriber:
         self.last_seq = 0
         self._hub = hub
         self._loop = asyncio.get_running_loop()
-        self._pending: deque[Delivery] = deque()
+        # Made on the first delivery and dropped once drained: an idle
+        # subscriber (nearly all of them, nearly always) keeps no deque (~700 B).
+        self._pending: deque[Delivery] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, delivery: Delivery) -> None:
         """Hand over a live delivery (from the hub's dispatch, never blocking)."""
         if self.behind:
             return
-        if len(self._pending) >= self.limit:
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        if len(pending) >= self.limit:
             self.behind = True
-            self._pending.clear()
+            self._pending = None
         else:
-            self._pending.append(delivery)
+            pending.append(delivery)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -92,7 +97,12 @@ class Subscriber:
                 await self._waiter
             finally:
                 self._waiter = None
-        return None if self.behind else self._pending.popleft()
+        if self.behind or self._pending is None:
+            return None
+        delivery = self._pending.popleft()
+        if not self._pending:
+            self._pending = None
+        return delivery
 
     async def deliveries(self, *, after: int) -> AsyncIterator[Delivery]:
         """Every matching event with ``seq > after``, stored ones first, then live."""
@@ -100,7 +110,7 @@ class Subscriber:
         while True:
             if self.behind:
                 self.behind = False
-                self._pending.clear()
+                self._pending = None
                 async for delivery in self._hub.stored(self.filter, after=self.last_seq):
                     self.last_seq = delivery.seq
                     yield delivery

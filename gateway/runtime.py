@@ -95,7 +95,11 @@ def _count_order_status(kind: OrderKind, status: OrderStatus) -> None:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Runtime]:
-    db = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database_pool_size or None,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
     await prepare_database(db)
     cursors = CursorCodec(await cursor_secret(db, settings))
     broadcast = Broadcast(backend=make_broadcast_backend(settings.broadcast_url))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from billing.catalog import active_plans, products_of
-from resolvers.common import caller_and_customer
+from billing.catalog import active_plans, customer_products
+from resolvers.common import caller_and_customer, caller_customer_and
 from schema.arguments import ActingCustomer
 from schema.catalog import Plan, Product
 from schema.context import Info
@@ -15,5 +15,5 @@ async def catalog(info: Info, acting_customer: ActingCustomer) -> list[Plan]:
 
 
 async def products(info: Info, acting_customer: ActingCustomer) -> list[Product]:
-    _, customer = await caller_and_customer(info, acting_customer, billing=False)
-    return [Product.of(product) for product in await products_of(info.context.db, customer.id)]
+    _, products = await caller_customer_and(info, acting_customer, customer_products, billing=False)
+    return [Product.of(product) for product in products]

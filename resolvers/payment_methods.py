@@ -7,7 +7,7 @@ import strawberry
 
 from billing import payment_methods as domain
 from billing.errors import UserErrors
-from resolvers.common import caller_and_customer
+from resolvers.common import caller_customer_and
 from schema.arguments import ActingCustomer, PaymentMethodId
 from schema.billing import BillingDetails, PaymentMethod
 from schema.context import Info
@@ -19,8 +19,8 @@ __all__ = ["add_payment_method", "billing_details", "remove_payment_method", "se
 
 
 async def billing_details(info: Info, acting_customer: ActingCustomer) -> BillingDetails:
-    _, customer = await caller_and_customer(info, acting_customer, billing=True)
-    methods = [PaymentMethod.of(m) for m in await domain.active_payment_methods(info.context.db, customer.id)]
+    customer, views = await caller_customer_and(info, acting_customer, domain.customer_payment_methods, billing=True)
+    methods = [PaymentMethod.of(m) for m in views]
     return BillingDetails(
         customer=Customer(id=strawberry.ID(customer.id), name=customer.name),
         payment_methods=methods,

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # How long a write waits for another process's SQLite lock before the
     # request is answered "unavailable, retry".
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Driver connections per instance; 0: the default for the database
+    # (SQLite 4, each a thread of its own; PostgreSQL 10).
+    database_pool_size: int = Field(default=0, ge=0, le=200)
     log_level: str = "INFO"
     # Browser origins (``scheme://host[:port]``) whose pages may call the API
     # (CORS) and open its WebSocket; the gateway's own pages always may.

@@ -124,11 +124,17 @@ async def grow(gateway: GatewayServer, tenant: DemoTenant, rows: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "name"),
-    [(DASHBOARD, "the dashboard read"), (ORDERS, "orders(first: 50) with summaries"), (CUSTOMERS, "customers")],
+    ("query", "name", "most"),
+    [
+        # The token, then products and cards each read with their customer.
+        (DASHBOARD, "the dashboard read", 3),
+        # The token, the customer, and one statement per list at most.
+        (ORDERS, "orders(first: 50) with summaries", 5),
+        (CUSTOMERS, "customers", 5),
+    ],
 )
 async def test_a_read_costs_the_same_statements_with_10_or_1000_rows(
-    gateway: GatewayServer, query: str, name: str
+    gateway: GatewayServer, query: str, name: str, most: int
 ) -> None:
     counts = []
     for rows in (10, 1000):
@@ -137,5 +143,4 @@ async def test_a_read_costs_the_same_statements_with_10_or_1000_rows(
         variables = {"c": tenant.customers[0].id} if "$c" in query else {}
         counts.append(await statements(gateway, tenant.tokens["PARTNER_OWNER"], query, variables))
     assert counts[0] == counts[1], f"{name}: {counts[0]} statements with 10 rows, {counts[1]} with 1,000"
-    # The token, the customer, and one statement per list at most.
-    assert counts[0] <= 5, f"{name}: {counts[0]} statements"
+    assert counts[0] <= most, f"{name}: {counts[0]} statements"

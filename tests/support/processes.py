@@ -91,7 +91,8 @@ class GatewayProcess:
 
     def spawn(self) -> None:
         argv = [*self.uvicorn, "gateway.asgi:app", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port), "--ws-per-message-deflate", "false", "--ws-max-size", "262144"]
+        argv += ["--port", str(self.port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+        argv += ["--ws-max-size", "262144"]
         argv += [] if self.access_log else ["--no-access-log"]
         argv += ["--timeout-graceful-shutdown", "2"]
         self._log = self.log_path.open("ab")
