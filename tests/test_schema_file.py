@@ -24,7 +24,7 @@ class _DropDescriptions(Visitor):
         if getattr(node, "description", None) is None:
             return None  # keep the node
         # A copy without it (graphql-core 3.3's nodes are frozen dataclasses, 3.2's are not).
-        if dataclasses.is_dataclass(node):
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
             return dataclasses.replace(node, description=None)
         clone = copy.copy(node)
         clone.description = None

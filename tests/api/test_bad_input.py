@@ -76,6 +76,7 @@ async def test_malformed_json_is_400_bad_user_input(gateway: GatewayServer, owne
 
 
 async def test_malformed_envelopes_are_400_bad_user_input(gateway: GatewayServer, owner_token: str) -> None:
+    envelope: object
     for envelope in (
         {"variables": {}},
         {"query": ""},

@@ -31,7 +31,7 @@ SUBSCRIPTIONS_PER_SOCKET = 100  # API.md, "Limits, round 2"
 async def _set_total(gateway: GatewayServer, product_id: str, total: int) -> None:
     async with gateway.runtime.db.orm(write=True) as session:
         statement = update(Product).where(col(Product.id) == product_id).values(total_licenses=total)
-        await session.exec(statement)  # type: ignore[call-overload]
+        await session.exec(statement)
 
 
 async def test_a_product_holds_at_most_100000_licenses_so_storage_fits_an_int(gateway: GatewayServer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from models import PaymentMethod, SandboxPaymentMethod
 from tests.api.helpers import (  # noqa: F401 - fixtures
@@ -29,22 +30,22 @@ pytestmark = SHARED_LOOP
 TOKEN_FIELD = ["input", "paymentMethodToken"]
 
 
-async def _add(client: GraphQLClient, customer_id: str, token: str, make_primary: bool | None = None) -> dict:
+async def _add(client: GraphQLClient, customer_id: str, token: str, make_primary: bool | None = None) -> dict[str, Any]:
     payment_input: dict[str, object] = {"paymentMethodToken": token}
     if make_primary is not None:
         payment_input["makePrimary"] = make_primary
     return (await client.data(ADD_PAYMENT_METHOD, {"c": customer_id, "input": payment_input}))["addPaymentMethod"]
 
 
-async def _set_primary(client: GraphQLClient, customer_id: str, pm_id: str) -> dict:
+async def _set_primary(client: GraphQLClient, customer_id: str, pm_id: str) -> dict[str, Any]:
     return (await client.data(SET_PRIMARY, {"c": customer_id, "pm": pm_id}))["setPrimaryPaymentMethod"]
 
 
-async def _remove(client: GraphQLClient, customer_id: str, pm_id: str) -> dict:
+async def _remove(client: GraphQLClient, customer_id: str, pm_id: str) -> dict[str, Any]:
     return (await client.data(REMOVE_PAYMENT_METHOD, {"c": customer_id, "pm": pm_id}))["removePaymentMethod"]
 
 
-def _primary_flags(details: dict) -> list[tuple[str, bool]]:
+def _primary_flags(details: dict[str, Any]) -> list[tuple[str, bool]]:
     return [(m["last4"], m["isPrimary"]) for m in details["paymentMethods"]]
 
 

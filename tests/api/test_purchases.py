@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from models import Order, OrderEvent, OrderKind, OrderStatus, PaymentMethod, SandboxPayment
+from models import BillingInterval, Order, OrderEvent, OrderKind, OrderStatus, PaymentMethod, SandboxPayment
 from schema.scalars import serialize_date_time
 from tests.api.helpers import (  # noqa: F401 - fixtures
     LICENSE_SUMMARY,
@@ -750,7 +750,7 @@ async def test_orders_page_size_is_capped_at_100_and_bad_arguments_refused(gatew
                     partner_id=tenant.partner.id,
                     kind=OrderKind.LICENSE_PURCHASE,
                     status=OrderStatus.SUCCEEDED,
-                    billing_interval="MONTHLY",
+                    billing_interval=BillingInterval.MONTHLY,
                     subtotal_minor=100,
                     total_minor=100,
                     product_id=held["id"],

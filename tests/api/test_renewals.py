@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from billing import renewals
+from billing import payment_methods, renewals
 from billing.periods import add_months
 from billing.reconcile import reconcile_orders
 from billing.renewals import NO_PAYMENT_METHOD, count_settled, renew_due_products
@@ -628,7 +628,7 @@ async def test_one_products_trouble_does_not_hold_up_the_others(
     troubled, fine = await holder(gateway), await holder(gateway)
     for who in (troubled, fine):
         await set_period(gateway, who.product_id, datetime(2025, 1, 10, tzinfo=UTC))
-    real = renewals.primary_payment_method
+    real = payment_methods.primary_payment_method
 
     async def flaky(conn: Any, customer_id: str) -> Any:
         if customer_id == troubled.customer_id:

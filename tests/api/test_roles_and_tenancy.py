@@ -245,7 +245,11 @@ async def test_missing_malformed_or_unknown_tokens_are_unauthenticated_everywher
     before = await snapshot(gateway, scene)
     real = scene.token("PARTNER_OWNER")
     unknown = "pbg_" + "A" * 43
-    operations = [("viewer", VIEWER, lambda s, c: {}), ("customers", CUSTOMERS, lambda s, c: {}), *CUSTOMER_OPERATIONS]
+    operations: list[Operation] = [
+        ("viewer", VIEWER, lambda s, c: {}),
+        ("customers", CUSTOMERS, lambda s, c: {}),
+        *CUSTOMER_OPERATIONS,
+    ]
 
     for label, headers in _bad_authorizations(unknown, real).items():
         for name, document, variables in operations:

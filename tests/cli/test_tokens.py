@@ -202,7 +202,7 @@ async def test_an_expired_token_is_refused_and_its_socket_closed(served: tuple[G
         # The clock moves on: the token's expiry passes while the socket is open.
         async with gateway.runtime.db.orm(write=True) as session:
             past = datetime.now(UTC) - timedelta(seconds=1)
-            await session.exec(update(ApiToken).where(col(ApiToken.id) == issued["id"]).values(expires_at=past))  # type: ignore[call-overload]
+            await session.exec(update(ApiToken).where(col(ApiToken.id) == issued["id"]).values(expires_at=past))
         expired_at = time.monotonic()
         assert await _status(gateway, issued["token"]) == "UNAUTHENTICATED"
         assert await _closed_with(ws, expired_at + CLOSE_DEADLINE_S) == 4401

@@ -46,8 +46,8 @@ async def test_request_ids_internal_errors_and_json_log_lines(tmp_path: Path) ->
             # A sane id of the client's is echoed; anything else is replaced.
             chosen = await http.get("/healthz", headers={"X-Request-ID": "client-chosen.id:42"})
             assert chosen.headers["x-request-id"] == "client-chosen.id:42"
-            for unsafe in ["x" * 129, "has space", 'quote"d', "", "ü".encode()]:
-                answer = await http.get("/healthz", headers={"X-Request-ID": unsafe})  # type: ignore[dict-item]
+            for unsafe in [b"x" * 129, b"has space", b'quote"d', b"", "ü".encode()]:
+                answer = await http.get("/healthz", headers={b"X-Request-ID": unsafe})
                 assert NEW_ID.fullmatch(answer.headers["x-request-id"]), (unsafe, answer.headers)
             assert (await http.get("/healthz", headers={"X-Request-ID": "x" * 128})).headers[
                 "x-request-id"
@@ -70,6 +70,7 @@ async def test_request_ids_internal_errors_and_json_log_lines(tmp_path: Path) ->
                 untraced = await client.post(CATALOG, {"c": customer})
                 # and over WebSocket.
                 async with gateway.process.websocket(owner_token) as ws:
+                    assert ws.conn.response is not None
                     connection_id = ws.conn.response.headers["x-request-id"]
                     op = await ws.subscribe(CATALOG, {"c": customer})
                     failed = await ws.receive()

@@ -23,7 +23,7 @@ from sqlalchemy import func, inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel, select
 
-from billing.catalog import products_of
+from billing.catalog import customer_products
 from billing.periods import current_period
 from cli.main import _parser, cmd_migrate
 from gateway.bootstrap import prepare_database
@@ -261,7 +261,8 @@ async def test_renewals_revision_gives_existing_products_the_period_their_anchor
 
     async with empty_db.connection() as conn:
         for product_id, (anchor, interval) in anchors.items():
-            view = next(p for p in await products_of(conn, "cst_old") if p.id == product_id)
+            _, products = await customer_products(conn, "ptn_old", "cst_old")
+            view = next(p for p in products if p.id == product_id)
             expected = current_period(anchor, interval, now)
             assert (view.current_period_start, view.current_period_end) == (expected.start, expected.end), product_id
             assert view.next_renewal_at == view.renews_at == expected.end

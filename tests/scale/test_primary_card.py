@@ -5,7 +5,7 @@ index, which migration 0002 adds after clearing older duplicates)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,7 +85,7 @@ def _card(customer_id: str, *, primary: bool, age_s: int, removed: bool = False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     url = (
         f"sqlite+aiosqlite:///{tmp_path / 'cards.sqlite3'}"
         if request.param == "sqlite"
@@ -93,7 +93,7 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dat
     )
     db = Database(url)
     try:
-        yield db  # type: ignore[misc]
+        yield db
     finally:
         await db.dispose()
 

@@ -216,7 +216,7 @@ async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
         assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
         payload = {"query": CONFIRMATION, "variables": {"c": customer, "o": order_id}}
         await conn.send(json.dumps({"id": "1", "type": "start", "payload": payload}))
-        messages = []
+        messages: list[dict[str, Any]] = []
         while not messages or messages[-1]["type"] != "complete":
             message = json.loads(await asyncio.wait_for(conn.recv(), 5))
             if message["type"] != "ka":

@@ -16,6 +16,7 @@ import uvicorn
 import websockets
 from graphql import GraphQLSchema
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from billing.onboarding import DemoTenant, seed_demo
 from gateway.app import GatewayApp, create_app
@@ -125,8 +126,8 @@ class GatewayServer:
     ) -> AsyncIterator[GraphQLWebSocket]:
         async with websockets.connect(
             f"ws://127.0.0.1:{self.port}/graphql",
-            subprotocols=[protocol],
-            compression=None,  # type: ignore[list-item]
+            subprotocols=[Subprotocol(protocol)],
+            compression=None,
         ) as conn:
             ws = GraphQLWebSocket(conn)
             if init:
@@ -147,6 +148,7 @@ async def serve_gateway(settings: Settings) -> AsyncIterator[GatewayServer]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        ws="websockets-sansio",  # as the Procfile
         ws_per_message_deflate=False,
         ws_max_size=settings.max_body_bytes,  # as the Procfile and `partner-billing serve`
     )
