@@ -21,6 +21,7 @@ from events.backends import backend_healthy, make_broadcast_backend
 from events.hub import EventHub
 from gateway.bootstrap import cursor_secret, prepare_database
 from gateway.rate_limit import RateLimiter, make_rate_limiter
+from gateway.socket_slots import SocketSlots, make_socket_slots
 from gateway.sockets import SocketWatcher
 from models import OrderKind, OrderStatus
 from models.database import Database
@@ -56,6 +57,8 @@ class Runtime:
     sockets: SocketWatcher
     cursors: CursorCodec
     rate_limiter: RateLimiter | None = None
+    # Each token's open WebSockets (MAX_CONNECTIONS_PER_TOKEN); None: no limit.
+    socket_slots: SocketSlots | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def broadcast_healthy(self) -> bool:
@@ -130,11 +133,14 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         sockets=sockets,
         cursors=cursors,
         rate_limiter=make_rate_limiter(settings),
+        socket_slots=make_socket_slots(settings),
     )
     hub.prepare = event_preparer(db, cursors)
     await hub.start()
     runtime._tasks.append(asyncio.create_task(usage.run(), name="token-usage"))
     runtime._tasks.append(asyncio.create_task(sockets.run(), name="socket-watcher"))
+    if runtime.socket_slots is not None:
+        runtime._tasks.append(asyncio.create_task(runtime.socket_slots.run(), name="socket-slots"))
     await provider.start(runtime.on_payment_event)
     if settings.reconcile_interval_s > 0:
         runtime._tasks.append(asyncio.create_task(runtime._reconcile_periodically(), name="reconcile"))
@@ -152,5 +158,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         await provider.aclose()
         if runtime.rate_limiter is not None:
             await runtime.rate_limiter.aclose()
+        if runtime.socket_slots is not None:
+            await runtime.socket_slots.aclose()
         await hub.stop()
         await db.dispose()

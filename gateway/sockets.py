@@ -11,11 +11,13 @@ revocation made by the command line). With a shared broadcast,
 ``partner-billing revoke-token`` also rings :data:`TOKENS_CHANNEL` with the
 token's id and every instance closes its sockets at once.
 
-The socket handlers here are Strawberry's, with three changes: a missing or
+The socket handlers here are Strawberry's, with four changes: a missing or
 bad token on ``connection_init`` closes with 4401 (Strawberry closes with
-4403, which ``graphql-ws`` clients retry for about 40 s), a socket registers
-with the watcher once acknowledged, and "Subscription limit reached" carries
-an ``extensions.code`` like every other error.
+4403, which ``graphql-ws`` clients retry for about 40 s), a token already
+holding ``MAX_CONNECTIONS_PER_TOKEN`` sockets closes the new one with 4429, a
+socket registers with the watcher once acknowledged (and gives its slot back
+when it ends, however it ends), and "Subscription limit reached" carries an
+``extensions.code`` like every other error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -36,6 +39,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from auth.usage import TokenUsage
 from events.backends import RECONNECTED, make_broadcast_backend
+from gateway.socket_slots import SocketSlots
 from models.base import utcnow
 from models.database import Database, DatabaseUnavailable, Query, any_of
 from models.tables import api_tokens
@@ -43,18 +47,23 @@ from schema.context import Context
 
 __all__ = [
     "TOKENS_CHANNEL",
+    "TOO_MANY_CONNECTIONS",
     "UNAUTHORIZED",
     "LegacyWSHandler",
+    "SignInRefused",
     "SocketWatcher",
     "TokenRefused",
+    "TooManyConnections",
     "TransportWSHandler",
     "announce_revoked",
+    "take_socket_slot",
 ]
 
 log = logging.getLogger(__name__)
 
 TOKENS_CHANNEL = "pbg.tokens-revoked"
 UNAUTHORIZED = 4401
+TOO_MANY_CONNECTIONS = 4429
 TRY_AGAIN_LATER = 1013  # RFC 6455: clients reconnect later
 _SUBSCRIPTION_LIMIT = "Subscription limit reached"
 
@@ -67,8 +76,24 @@ _VALID = Query(
 )
 
 
-class TokenRefused(Exception):
+class SignInRefused(Exception):
+    """``connection_init`` is refused: close with ``close_code``."""
+
+    close_code = UNAUTHORIZED
+    close_reason = "Unauthorized"
+    error_code = "UNAUTHENTICATED"
+
+
+class TokenRefused(SignInRefused):
     """``connection_init`` carried no valid token: close with 4401."""
+
+
+class TooManyConnections(SignInRefused):
+    """The token holds ``MAX_CONNECTIONS_PER_TOKEN`` sockets already: 4429."""
+
+    close_code = TOO_MANY_CONNECTIONS
+    close_reason = "Too many connections for this token"
+    error_code = "RATE_LIMITED"
 
 
 class _Watched:
@@ -185,6 +210,35 @@ def _watcher_of(context: Context) -> SocketWatcher | None:
     return watcher if isinstance(watcher, SocketWatcher) else None
 
 
+def _slots_of(context: Context) -> SocketSlots | None:
+    runtime = getattr(context.request.app.state, "runtime", None)
+    slots: SocketSlots | None = getattr(runtime, "socket_slots", None)
+    return slots
+
+
+async def take_socket_slot(context: Context, token_id: str) -> None:
+    """Take one of the token's places for this socket, or raise
+    :class:`TooManyConnections`. Called while signing in, before the ack."""
+    slots = _slots_of(context)
+    if slots is None or context.socket_slot is not None:
+        return
+    slot = secrets.token_hex(12)
+    if not await slots.take(token_id, slot):
+        raise TooManyConnections(f"Too many connections for this token (at most {slots.limit}).")
+    context.socket_slot = slot
+
+
+async def _give_back_slot(context: Context) -> None:
+    slot, context.socket_slot = context.socket_slot, None
+    slots = _slots_of(context)
+    if slot is not None and slots is not None:
+        try:
+            await slots.give_back(slot)
+        except Exception as exc:
+            # Never let it mask how the socket ended; a shared slot ages out.
+            log.warning("giving back a socket's slot failed: %r", exc)
+
+
 _LIMIT_EXTENSIONS: Mapping[str, Any] = {"code": "RATE_LIMITED", "limit": "subscriptionsPerConnection"}
 
 
@@ -214,6 +268,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched)
         await self.shutdown()
         with contextlib.suppress(Exception):
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+        # Now, not once the client has answered the close.
+        await _give_back_slot(self.context)
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
@@ -223,9 +279,9 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
         await _handling(self, super().handle())
 
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
-        async def tell(refused: TokenRefused) -> None:
+        async def tell(refused: SignInRefused) -> None:
             # This protocol's clients read why from a connection_error first.
-            error = {"message": str(refused), "extensions": {"code": "UNAUTHENTICATED"}}
+            error = {"message": str(refused), "extensions": {"code": refused.error_code}}
             await self.send_message(cast(OperationMessage, {"type": "connection_error", "payload": error}))
 
         await _signing_in(self, super().handle_connection_init(message), tell=tell)
@@ -241,37 +297,42 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
         await self.cleanup()
         with contextlib.suppress(Exception):
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+        await _give_back_slot(self.context)
 
 
 _Handler = TransportWSHandler | LegacyWSHandler
 
 
 async def _handling(handler: _Handler, handling: Awaitable[None]) -> None:
-    """Run the base handler's loop; the socket is no longer watched after it."""
+    """Run the base handler's loop; after it, however it ended (closed by
+    either side, dropped, too large a message, an error), the socket is no
+    longer watched and its slot is free."""
     try:
         await handling
     finally:
         watcher = _watcher_of(handler.context)
         if watcher is not None:
             watcher.unwatch(handler)
+        await _give_back_slot(handler.context)
 
 
 async def _signing_in(
     handler: _Handler,
     initialising: Awaitable[None],
     *,
-    tell: Callable[[TokenRefused], Awaitable[None]] | None = None,
+    tell: Callable[[SignInRefused], Awaitable[None]] | None = None,
 ) -> None:
     """Run the base handler's connection_init: a refused token closes with
-    4401, a database that cannot say closes with 1013 (come back later), an
-    acknowledged socket is watched from then on."""
+    4401, one socket too many for the token with 4429, a database that cannot
+    say with 1013 (come back later); an acknowledged socket is watched from
+    then on."""
     try:
         await initialising
-    except TokenRefused as refused:
+    except SignInRefused as refused:
         if tell is not None:
             with contextlib.suppress(Exception):
                 await tell(refused)
-        await handler.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+        await handler.websocket.close(code=refused.close_code, reason=refused.close_reason)
         return
     except DatabaseUnavailable:
         await handler.websocket.close(code=TRY_AGAIN_LATER, reason="Database unavailable; retry shortly")

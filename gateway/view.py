@@ -20,7 +20,7 @@ from gateway import jsonio
 from gateway.degrade import unavailable_response, with_unavailable_status
 from gateway.graphiql import GraphiQLPage
 from gateway.runtime import Runtime
-from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler
+from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler, take_socket_slot
 from models.database import DatabaseUnavailable
 from schema.context import Context
 from schema.errors import classify_errors
@@ -114,7 +114,8 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign in from ``connection_init`` (or the upgrade request's header);
-        a missing, bad, revoked or expired token closes the socket with 4401."""
+        a missing, bad, revoked or expired token closes the socket with 4401,
+        one more than ``MAX_CONNECTIONS_PER_TOKEN`` for its token with 4429."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         authorization = params.get("Authorization") or params.get("authorization")
         if authorization is None:
@@ -123,4 +124,5 @@ class GraphQLView(GraphQL[Context, None]):
         if context.principal is None:
             raise TokenRefused("Missing or invalid API token.")
         _runtime(context.request).usage.seen(context.principal.token_id)
+        await take_socket_slot(context, context.principal.token_id)
         return await super().on_ws_connect(context)

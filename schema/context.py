@@ -38,6 +38,9 @@ class Context:
     # Strawberry's response for an HTTP request it serves (status, headers); None otherwise.
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    # A WebSocket's place among its token's open sockets, once it took one
+    # (gateway.socket_slots); given back when the socket ends.
+    socket_slot: str | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 
     def caller(self) -> Principal:

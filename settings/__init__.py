@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     renewal_retry_days: Annotated[tuple[int, ...], NoDecode] = (1, 3, 7)
     event_poll_interval_s: float = Field(default=2.0, gt=0)
     subscriber_queue_size: int = Field(default=1000, ge=1)
+    # Open WebSockets one token may hold (more: closed with 4429); 0: no limit.
+    max_connections_per_token: int = Field(default=50, ge=0)
     # How often each instance re-checks the tokens of its open WebSockets
     # (revoked or expired: closed with 4401). API.md allows 10 s at most.
     token_recheck_interval_s: float = Field(default=5.0, gt=0, le=10)
