@@ -74,6 +74,8 @@ PRODUCTS = "query($c: ID!) { products(actingCustomer: $c) { id totalLicenses } }
 # What the benchmark's servers run with, on top of the caller's environment.
 SERVER_ENV = {
     "RATE_LIMIT": "off",
+    # The fan-out's thousands of subscribers share one token.
+    "MAX_CONNECTIONS_PER_TOKEN": "0",
     "SANDBOX_CONFIRM_DELAY_MS": "0",
     "BROADCAST_URL": "memory://",
     "PAYMENT_PROVIDER": "sandbox",

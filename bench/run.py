@@ -5,7 +5,7 @@
     python bench/run.py --profile DIR    # also py-spy the gateway (read, purchases, fan-out) into DIR
 
 Figures (each against a real gateway started as the Procfile starts it, on a
-fresh SQLite file, RATE_LIMIT=off, SANDBOX_CONFIRM_DELAY_MS=0, memory://
+fresh SQLite file, RATE_LIMIT=off, MAX_CONNECTIONS_PER_TOKEN=0, SANDBOX_CONFIRM_DELAY_MS=0, memory://
 broadcast, the sandbox provider, LOG_LEVEL=WARNING):
 
 1. the dashboard read against a bare Starlette floor and a plain Strawberry app (wrk);

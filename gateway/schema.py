@@ -9,6 +9,7 @@ from datetime import datetime
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
@@ -26,7 +27,13 @@ from schema.audit import AuditEntryConnection
 from schema.billing import BillingDetails
 from schema.catalog import Plan, Product
 from schema.documents import DocumentCache, PreparedDocuments
-from schema.errors import ErrorCodes, SubscriptionsOverWebSocketOnly, classify_errors, log_unexpected
+from schema.errors import (
+    ErrorCodes,
+    ErrorCodingRunner,
+    SubscriptionsOverWebSocketOnly,
+    classify_errors,
+    log_unexpected,
+)
 from schema.limits import Limits
 from schema.node import Node
 from schema.orders import Order, OrderConnection, OrderSummary
@@ -175,6 +182,11 @@ class Subscription:
 class GatewaySchema(strawberry.Schema):
     # Every query text's parse and validation, shared by every way in.
     documents: DocumentCache
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return ErrorCodingRunner(execution_context, extensions)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors (bad input, refusals) are answers, not incidents.

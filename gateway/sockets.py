@@ -256,6 +256,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await _signing_in(self, super().handle_connection_init(message))
+        timer = self.connection_init_timeout_task
+        if self.connection_acknowledged and timer is not None and not timer.done():
+            # Strawberry lets it sleep out its minute; thousands of idle
+            # subscribers would each keep a task and a timer for nothing.
+            timer.cancel()
 
     async def send_message(self, message: Message) -> None:
         payload = message.get("payload")

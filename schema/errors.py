@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.context import StreamResultContextManager
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
+from strawberry.utils.await_maybe import await_maybe
+
+if TYPE_CHECKING:
+    from strawberry.types import StreamExecutionResult
 
 from billing.errors import BadUserInput, GatewayError, RateLimited, UserErrors
 from models.database import DatabaseUnavailable
@@ -24,6 +31,7 @@ from observability.requests import current_request_id
 __all__ = [
     "UNAVAILABLE",
     "ErrorCodes",
+    "ErrorCodingRunner",
     "SubscriptionsOverWebSocketOnly",
     "classify_errors",
     "is_retryable",
@@ -105,6 +113,9 @@ class SubscriptionsOverWebSocketOnly(SchemaExtension):
 
 
 class ErrorCodes(SchemaExtension):
+    """Codes for an operation's errors; a subscription's results get theirs
+    from :class:`ErrorCodingRunner`."""
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
@@ -112,11 +123,53 @@ class ErrorCodes(SchemaExtension):
         if result is not None and errors:
             result.errors = classify_errors(errors)
 
-    def on_stream_result(self, result: object) -> Iterator[None]:
+
+class ErrorCodingRunner(SchemaExtensionsRunner):
+    """Strawberry's extension runner, giving each subscription result's errors
+    their codes itself. As an extension hook, that would cost a context
+    manager built per result per subscriber (a fan-out to thousands pays it
+    thousands of times per event), and asking every extension for results
+    no extension of the gateway has would cost a loop more."""
+
+    def __init__(self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None) -> None:
+        super().__init__(execution_context, extensions)
+        self._stream_hooks = any(_overrides(e, "on_stream_result") for e in self.extensions)
+        self._with_results = [e for e in self.extensions if _overrides(e, "get_results")]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> StreamResultContextManager:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = classify_errors(errors)  # type: ignore[attr-defined]
-        yield None
+            result.errors = classify_errors(errors)  # type: ignore[union-attr]
+        if self._stream_hooks:  # e.g. tracing's
+            return super().on_stream_result(result)
+        return _NO_HOOKS
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self._with_results:
+            data.update(await await_maybe(extension.get_results()))
+        data.update(ctx.extensions_results)
+        return data
+
+
+def _overrides(extension: SchemaExtension, hook: str) -> bool:
+    return getattr(type(extension), hook) is not getattr(SchemaExtension, hook)
+
+
+class _NoHooks(StreamResultContextManager):
+    """No hooks to run: entering and leaving keep no state, so one serves every result."""
+
+    def __init__(self) -> None:
+        super().__init__([], None)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+_NO_HOOKS = _NoHooks()
 
 
 def log_unexpected(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
