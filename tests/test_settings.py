@@ -35,6 +35,9 @@ def test_defaults(env: pytest.MonkeyPatch) -> None:
     assert (settings.broadcast_url, settings.payment_provider, settings.port) == ("memory://", "sandbox", 8000)
     assert settings.rate_limit == RateLimit(600, 60.0)
     assert settings.introspection is True
+    # Tracing is off unless configured (OTEL=on or an OTLP endpoint).
+    assert settings.tracing is False
+    assert settings.max_connections_per_token == 50
 
 
 def test_values_from_the_environment(env: pytest.MonkeyPatch) -> None:

@@ -108,11 +108,18 @@ async def test_responses_to_other_origins_carry_no_allow_origin(gateway: Gateway
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_without_allowed_origins_no_preflight_is_allowed(tmp_path: Path) -> None:
+async def test_without_allowed_origins_other_pages_are_refused(tmp_path: Path) -> None:
     async with serve_gateway(sqlite_settings(tmp_path)) as closed:
         response = await closed.http.options("/graphql", headers=preflight(DASHBOARD))
+        owner = (await closed.tenant()).tokens["PARTNER_OWNER"]
+        with pytest.raises(InvalidStatus) as refused:
+            await viewer_over_websocket(closed, owner, DASHBOARD)
+        # Scripts (no Origin) and the gateway's own pages still get in.
+        assert (await viewer_over_websocket(closed, owner, None))["type"] == "next"
+        assert (await viewer_over_websocket(closed, owner, f"http://127.0.0.1:{closed.port}"))["type"] == "next"
     assert "access-control-allow-origin" not in response.headers
     assert response.status_code < 500
+    assert refused.value.response.status_code == 403
 
 
 # -- WebSocket -----------------------------------------------------------------

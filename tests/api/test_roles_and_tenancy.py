@@ -344,6 +344,15 @@ async def test_another_customers_product_is_product_not_found(gateway: GatewaySe
             LICENSE_SUMMARY, {"c": ours.customer_id, "input": {"productId": product_id, "quantity": 1}}
         )
         assert error_codes(body) == ["NOT_FOUND"], (product_id, body)
+        # Plan changes answer the same, and change nothing.
+        for document, name, product_input in (
+            (SCHEDULE_LICENSE_CHANGE, "scheduleLicenseChange", {"productId": product_id, "totalLicenses": 1}),
+            (CANCEL_PRODUCT, "cancelProduct", {"productId": product_id}),
+            (RESUME_PRODUCT, "resumeProduct", {"productId": product_id}),
+        ):
+            changed = (await client.data(document, {"c": ours.customer_id, "input": product_input}))[name]
+            assert changed["product"] is None, (name, product_id)
+            assert codes(changed) == ["PRODUCT_NOT_FOUND"], (name, product_id, changed)
 
     assert await snapshot(gateway, ours) == before_ours
     assert await snapshot(gateway, theirs) == before_theirs
