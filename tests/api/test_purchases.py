@@ -116,6 +116,10 @@ async def charges(gateway: GatewayServer, order_id: str) -> list[SandboxPayment]
         (FEB_20, 18, "2025-03-10"),  # period Feb 10 → Mar 10 (28 days)
         (datetime(2025, 2, 10, 0, 0, tzinfo=UTC), 28, "2025-03-10"),  # first instant of the period: all of it
         (datetime(2025, 3, 9, 23, 0, tzinfo=UTC), 1, "2025-03-10"),  # last day still pays one day
+        # Ended, not yet renewed (the pass runs every RENEWAL_INTERVAL_S, or the
+        # gateway was down): one day, the ended period's last (docs/billing.md).
+        (datetime(2025, 3, 10, 0, 0, 30, tzinfo=UTC), 1, "2025-03-10"),
+        (datetime(2025, 3, 14, 12, 0, tzinfo=UTC), 1, "2025-03-10"),
     ],
 )
 async def test_license_summary_is_pro_rata_for_the_rest_of_a_monthly_period(
