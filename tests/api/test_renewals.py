@@ -558,6 +558,39 @@ async def test_a_renewal_needing_authentication_waits_for_the_partner(gateway: G
     assert await statuses(gateway, renewal["id"]) == ["PENDING", "REQUIRES_ACTION", "PROCESSING", "SUCCEEDED"]
 
 
+async def test_an_abandoned_renewal_challenge_is_a_failed_attempt(gateway: GatewayServer) -> None:
+    """Nobody finishes 3-D Secure for a day: reconciliation cancels the order,
+    which counts as the period's first failed attempt; a card made primary
+    meanwhile pays the next retry (docs/billing.md, "Renewal")."""
+    acme = await holder(gateway, "pm_card_authenticationRequired")
+    await set_period(gateway, acme.product_id, datetime(2025, 1, 10, tzinfo=UTC))
+    end = datetime(2025, 2, 10, tzinfo=UTC)
+    assert await renew(gateway, end) == counts(unsettled=1)
+    (challenge,) = await acme.renewals()
+    assert challenge["status"] == "REQUIRES_ACTION"
+
+    # A day and an hour after it was asked for, in the clock of the order's last change.
+    async with gateway.runtime.db.orm() as session:
+        stored = await session.get(Order, challenge["id"])
+        assert stored is not None
+    pin_clock(gateway, stored.updated_at + timedelta(hours=25))
+    report = await reconcile_orders(gateway.runtime.services, older_than=timedelta(0))
+
+    assert report.changed == 1
+    (abandoned,) = await acme.renewals()
+    assert (abandoned["status"], abandoned["clientSecret"]) == ("CANCELED", None)
+    assert await statuses(gateway, challenge["id"]) == ["PENDING", "REQUIRES_ACTION", "CANCELED"]
+    product = await acme.product()
+    assert (product["status"], product["renewsAt"]) == ("PAST_DUE", iso(end + timedelta(days=1)))
+
+    await add_card(acme.client, acme.customer_id, "pm_card_visa", make_primary=True)
+    assert await renew(gateway, end + timedelta(days=1)) == counts(renewed=1)
+    abandoned, paid = await acme.renewals()
+    assert paid["status"] == "SUCCEEDED"
+    product = await acme.product()
+    assert (product["status"], product["currentPeriodEnd"]) == ("ACTIVE", iso(datetime(2025, 3, 10, tzinfo=UTC)))
+
+
 # -- crashes ------------------------------------------------------------------------
 
 
