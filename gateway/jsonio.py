@@ -12,7 +12,7 @@ __all__ = ["loads"]
 
 
 def loads(data: str | bytes) -> Any:
-    """Parse JSON; raise ``ValueError`` when it is not JSON.
+    """Parse JSON; raise ``json.JSONDecodeError`` (a ``ValueError``) when it is not JSON.
 
     orjson rejects escaped lone surrogates (``"\\ud800"``), which JSON permits;
     such a body is parsed by the standard library instead, so a hostile id or
@@ -21,4 +21,11 @@ def loads(data: str | bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(data)
+    except RecursionError:
+        # Nested past the interpreter's depth (orjson refuses past 1,024
+        # levels too): malformed for us, never a crash. JSONDecodeError is
+        # what every caller (and Strawberry's socket reader) expects.
+        raise json.JSONDecodeError("JSON nested too deeply", data if isinstance(data, str) else "", 0) from None

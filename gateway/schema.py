@@ -216,6 +216,8 @@ def build_schema(
             *extra_extensions,
         ],
         # DateTime as https://scalars.graphql.org/andimarek/date-time (@specifiedBy).
+        # Suggestions ("Did you mean …?") are dropped by DocumentCache when
+        # introspection is off.
         config=StrawberryConfig(disable_field_suggestions=False, scalar_map={datetime: DATE_TIME}),
         execution_context_class=MultiplexingExecutor,
     )

@@ -281,7 +281,20 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
     """graphql-ws, the older subscriptions-transport-ws protocol."""
 
     async def handle(self) -> None:
-        await _handling(self, super().handle())
+        # Strawberry's handler of this protocol waits for connection_init
+        # forever: a socket that never signs in would hold its place as long as
+        # it answers pings. Close it as graphql-transport-ws does (4408).
+        wait = self.view.connection_init_wait_timeout.total_seconds()
+        timer = asyncio.get_running_loop().call_later(wait, self._init_timed_out)
+        try:
+            await _handling(self, super().handle())
+        finally:
+            timer.cancel()
+
+    def _init_timed_out(self) -> None:
+        if not self.connection_acknowledged:
+            closing = asyncio.ensure_future(self.websocket.close(code=4408, reason="Connection initialisation timeout"))
+            closing.add_done_callback(_ignore_outcome)
 
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
         async def tell(refused: SignInRefused) -> None:
@@ -306,6 +319,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
 
 
 _Handler = TransportWSHandler | LegacyWSHandler
+
+
+def _ignore_outcome(task: asyncio.Future[None]) -> None:
+    # A socket already gone cannot be closed again; nothing to report.
+    if not task.cancelled():
+        task.exception()
 
 
 async def _handling(handler: _Handler, handling: Awaitable[None]) -> None:

@@ -36,7 +36,7 @@ _SECRET = re.compile(
     r"|(?P<keep2>\bpbg_)[A-Za-z0-9_-]{8,}"  # the gateway's API tokens
     r"|(?P<keep3>\b(?:sk|rk)_(?:test|live)_)[A-Za-z0-9]+"  # Stripe secret and restricted keys
     r"|(?P<keep4>\bwhsec_)[A-Za-z0-9+/=]+"  # Stripe webhook signing secrets
-    r"|(?P<keep5>_secret_)[A-Za-z0-9]+"  # PaymentIntent / SetupIntent client secrets
+    r"|(?P<keep5>_secret_)[A-Za-z0-9_-]+"  # client secrets (Stripe's, and the sandbox's token_urlsafe)
     r"|(?P<keep6>://[^/\s:@\"']*:)[^@\s/\"']+(?=@)"  # user:password@ in URLs
 )
 

@@ -50,6 +50,8 @@ class DocumentCache:
         if not introspection:
             rules += (NoSchemaIntrospectionCustomRule,)
         self._rules = rules
+        # With introspection off, "Did you mean …?" would still tell the names.
+        self._suggest = introspection
         self._cached = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._prepare)
 
     def get(self, query: str) -> Prepared:
@@ -61,6 +63,9 @@ class DocumentCache:
         except GraphQLError as error:
             return Prepared(None, (error,))
         errors = check_limits(document, self._limits) or validate_document(self._schema, document, self._rules)
+        if not self._suggest:
+            for refusal in errors:
+                refusal.message = refusal.message.split(" Did you mean ")[0]
         return Prepared(document, tuple(errors))
 
 

@@ -3,6 +3,7 @@ with a GraphQL-shaped error and a code, never a stack trace or SQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import graphql
 import httpx
 import pytest
 import pytest_asyncio
+from websockets.exceptions import ConnectionClosed
 
 from settings import RateLimit
 from tests.api.helpers import (  # noqa: F401 - fixtures
@@ -73,6 +75,27 @@ async def test_malformed_json_is_400_bad_user_input(gateway: GatewayServer, owne
             "/graphql", content=body, headers={**auth(owner_token), "content-type": "application/json"}
         )
         assert_graphql_error(response, 400, "BAD_USER_INPUT")
+
+
+async def test_json_nested_past_any_parser_is_bad_user_input(gateway: GatewayServer, owner_token: str) -> None:
+    """4 KB of brackets must not reach the interpreter's recursion limit as a
+    500 (HTTP) or an unhandled error (WebSocket)."""
+    deep = "[" * 2000 + "]" * 2000
+    viewer = '"query": "{ viewer { id } }"'
+    for body in (
+        f'{{{viewer}, "variables": {{"v": {deep}}}}}',
+        f'{{{viewer}, "variables": {{"v": ["\\ud800", {deep}]}}}}',  # a lone surrogate too
+    ):
+        response = await gateway.http.post(
+            "/graphql", content=body.encode(), headers={**auth(owner_token), "content-type": "application/json"}
+        )
+        assert_graphql_error(response, 400, "BAD_USER_INPUT")
+    async with gateway.websocket(owner_token) as ws:
+        await ws.conn.send(f'{{"id": "1", "type": "subscribe", "payload": {{{viewer}, "v": {deep}}}}}')
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.conn.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+    assert (await gateway.http.get("/healthz")).status_code == 200
 
 
 async def test_malformed_envelopes_are_400_bad_user_input(gateway: GatewayServer, owner_token: str) -> None:

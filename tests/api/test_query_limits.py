@@ -104,3 +104,7 @@ async def test_introspection_off_refuses_schema_queries(tmp_path: Path) -> None:
         # __typename is not introspection of the schema: clients (Apollo, urql) add it everywhere
         typename = (await gateway.http.post("/graphql", json={"query": "{ __typename }"})).json()
         assert typename["data"] == {"__typename": "Query"}
+        # Nor do misspelt fields name the real ones ("Did you mean …?").
+        misspelt = (await gateway.http.post("/graphql", json={"query": "{ viewr { id } }"})).json()
+        assert error_codes(misspelt) == ["BAD_USER_INPUT"]
+        assert "viewer" not in misspelt["errors"][0]["message"], misspelt

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,22 @@ async def _set_revoked(db: Database, token: str, *, revoked: bool) -> None:
 async def test_0_means_no_cap(tmp_path: Path) -> None:
     async with serve_gateway(sqlite_settings(tmp_path, max_connections_per_token=0)) as unlimited:
         await close_all(await fill(_url(unlimited), await _owner(unlimited), CAP + 2))
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_socket_that_never_signs_in_is_closed_with_4408(gateway: GatewayServer, protocol: str) -> None:
+    """Neither protocol lets a socket that sends no connection_init stay open
+    (Strawberry's handler of the older one would wait forever)."""
+    view = gateway.app.subscriptions.app  # type: ignore[attr-defined]  # RequestContext(view)
+    waited, view.connection_init_wait_timeout = view.connection_init_wait_timeout, timedelta(seconds=0.5)
+    try:
+        conn = await open_socket(_url(gateway), protocol)
+        assert (await closed_with(conn))[0] == 4408
+        signed_in = await open_socket(_url(gateway), protocol)
+        await send_init(signed_in, await _owner(gateway))
+        assert json.loads(await signed_in.recv())["type"] == "connection_ack"
+        await asyncio.sleep(1)  # past the wait: an acknowledged socket stays open
+        assert signed_in.state.name == "OPEN"
+        await signed_in.close()
+    finally:
+        view.connection_init_wait_timeout = waited

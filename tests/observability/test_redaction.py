@@ -17,6 +17,7 @@ from observability.requests import sane_request_id
         ("key sk_test_51Habc123 and rk_live_9zz", "key sk_test_[REDACTED] and rk_live_[REDACTED]"),
         ("secret=whsec_abc+/def=", "secret=whsec_[REDACTED]"),
         ("clientSecret pi_3Nabc_secret_Zq12", "clientSecret pi_3Nabc_secret_[REDACTED]"),
+        ("sandbox sbx_pi_1_secret_a-b_c9 done", "sandbox sbx_pi_1_secret_[REDACTED] done"),
         ("postgresql+asyncpg://app:hunter2@db:5432/x", "postgresql+asyncpg://app:[REDACTED]@db:5432/x"),
         ("rediss://:s3cr3t@cache:6380/0", "rediss://:[REDACTED]@cache:6380/0"),
         # Left alone: what merely looks related.
