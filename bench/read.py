@@ -38,7 +38,7 @@ from harness import (
 )
 from wrkload import WrkResult, run_wrk, write_script
 
-__all__ = ["DASHBOARD", "read_figure"]
+__all__ = ["DASHBOARD", "Run", "read_figure"]
 
 DASHBOARD = """query Dashboard($c: ID!) {
   viewer { id email role partner { id name } }

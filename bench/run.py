@@ -1,7 +1,7 @@
 """Every figure of issue 8, in one run, printed as Markdown.
 
-    python bench/run.py                  # the full run (about 3.5 minutes on 2 cores)
-    python bench/run.py --quick          # a smoke run of under a minute; numbers meaningless
+    python bench/run.py                  # the full run (about 5 minutes on 2 cores)
+    python bench/run.py --quick          # a smoke run of about 1.5 minutes; numbers meaningless
     python bench/run.py --profile DIR    # also py-spy the gateway (read, purchases, fan-out) into DIR
 
 Figures (each against a real gateway started as the Procfile starts it, on a
@@ -10,7 +10,8 @@ broadcast, the sandbox provider, LOG_LEVEL=WARNING):
 
 1. the dashboard read against a bare Starlette floor and a plain Strawberry app (wrk);
 2. purchases from 16 concurrent clients, then every order checked in the SQLite file (wrk);
-3. one purchase fanned out to N subscribers of one customer (client processes).
+3. one purchase fanned out to N subscribers of one customer (client processes);
+4. three reads at 10 and 1,000 rows: SQL statements, req/s, latency, CPU per request (wrk).
 
 Exit status: 0 when every check passed (with --require-targets: and every
 target of the issue was met), 1 otherwise, 2 for a usage error.
@@ -37,6 +38,7 @@ from harness import SERVER_ENV, Checks, Config, Target, procfile_argv, raise_fd_
 from profiler import Profiler, py_spy, summarize
 from purchases import purchases_figure
 from read import read_figure
+from rows import SIZES, rows_figure
 from wrkload import wrk_version
 
 LIBRARIES = (
@@ -54,7 +56,7 @@ LIBRARIES = (
     "broadcaster",
     "httpx",
 )
-FIGURES = ("read", "purchases", "fanout")
+FIGURES = ("read", "purchases", "fanout", "rows")
 FD_LIMIT = 20000
 
 
@@ -206,6 +208,12 @@ async def main(args: argparse.Namespace) -> int:
                 checks,
                 lambda: fanout_figure(config, checks),
             )
+        if "rows" in selected:
+            # Per size: seed, grow and count in a child, start a gateway; per read a warm-up and a run.
+            budget = 60 + len(SIZES) * (60 + 3 * (config.warmup_seconds + config.seconds + 15))
+            targets += await _figure(
+                "4. Rows: three reads at 10 and 1,000 rows", budget, checks, lambda: rows_figure(config, checks)
+            )
         if commands:
             print("\n## How the servers ran\n")
             print(servers_section(commands))
@@ -216,12 +224,15 @@ async def main(args: argparse.Namespace) -> int:
                 print(summarize(raw) if raw.exists() else f"({raw} was not written)")
                 print()
         print("\n## Targets of issue 8\n")
-        print(
-            table(
-                ["figure", "target", "measured", "met"],
-                [[t.figure, t.target, t.measured, "yes" if t.met else "no"] for t in targets],
+        if targets:
+            print(
+                table(
+                    ["figure", "target", "measured", "met"],
+                    [[t.figure, t.target, t.measured, "yes" if t.met else "no"] for t in targets],
+                )
             )
-        )
+        else:
+            print("(none: the chosen figures measure no target of the issue)")
         print("\n## Checks\n")
         print(checks.markdown())
         print(f"\nload average at end (1/5/15 min): {_load()}")
