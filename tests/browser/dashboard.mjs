@@ -3,8 +3,10 @@
 // told why they cannot go on; an owner adds cards, reviews an order summary,
 // pays, and watches the order turn SUCCEEDED live; a declined card shows its
 // reason; 3-D Secure is completed from the page; the live list resumes after
-// its socket drops, from the last event it saw (`after:`); a 4401 close signs
-// the page out.
+// its socket drops, from the last event it saw (`after:`); a renewal whose
+// card needs authentication arrives live, leaves the product past due, and is
+// finished from the page; a product set to cancel says when; a 4401 close
+// signs the page out.
 //
 // The page's WebSocket goes through page.routeWebSocket, a pass-through
 // proxy that lets this script drop the socket, refuse reconnects for a
@@ -12,7 +14,10 @@
 //
 // Input (argv[2], JSON): url (the dashboard), gatewayUrl, allowedOrigins,
 // tokens {owner, admin}, customerId, customerName, storagePlanId, screenshotPath, and optionally
-// screenshotDir (where to save the README's screenshots).
+// screenshotDir (where to save the README's screenshots). The test's hooks
+// (callTest): periodEnded {productId} (the product's paid period ends in the
+// past) and renew (one renewal pass; the id of the RENEWAL order it left
+// awaiting authentication).
 import { join } from "node:path";
 
 import { scenario } from "./lib/chromium.mjs";
@@ -59,6 +64,10 @@ class LiveSocketProxy {
   }
 }
 
+const CANCEL_PRODUCT = `mutation($c: ID!, $p: ID!) {
+  cancelProduct(actingCustomer: $c, input: {productId: $p}) { userErrors { code message } }
+}`;
+
 async function graphql(input, query, variables) {
   const response = await fetch(`${input.gatewayUrl}/graphql`, {
     method: "POST",
@@ -85,7 +94,7 @@ async function gatewaySays(input, customerId, orderId, status, timeoutMs = 15000
   }
 }
 
-await scenario(async ({ input, openPage, step, violations }) => {
+await scenario(async ({ input, openPage, step, violations, callTest }) => {
   const page = await openPage();
   await page.setViewportSize({ width: 1280, height: 900 });
   const live = new LiveSocketProxy();
@@ -100,13 +109,28 @@ await scenario(async ({ input, openPage, step, violations }) => {
   }
 
   const problem = page.getByTestId("problem");
-  const productCell = (column) => page.getByTestId("product-row").first().locator(`[data-column=${column}]`);
+  const productRow = page.getByTestId("product-row").first(); // the backup plan, held from the start
+  const productCell = (column) => productRow.locator(`[data-column=${column}]`);
+  /** What the first product's billing columns read now. */
+  const billingShown = async () => ({
+    status: await productCell("status").innerText(),
+    paidUntil: await productCell("periodEnd").innerText(),
+    renews: await productCell("renews").innerText(),
+    scheduled: await productCell("scheduled").innerText(),
+    total: Number(await productCell("total").innerText()),
+  });
   const orderRow = (id) => page.locator(`[data-testid=order-row][data-order-id="${id}"]`);
 
   async function signIn(token) {
     await page.getByTestId("gateway-url").fill(input.gatewayUrl);
     await page.getByTestId("token").fill(token);
     await page.getByRole("button", { name: "Sign in" }).click();
+  }
+
+  async function makePrimary(last4) {
+    const card = page.locator(`[data-testid=payment-method][data-last4="${last4}"]`);
+    await card.getByRole("button", { name: "Make primary" }).click();
+    await page.locator(`[data-testid=payment-method][data-last4="${last4}"][data-primary=true]`).waitFor();
   }
 
   async function addCard(token, last4) {
@@ -142,12 +166,23 @@ await scenario(async ({ input, openPage, step, violations }) => {
   const succeeded = (orderId, options = {}) =>
     orderRow(orderId).locator("[data-testid=order-status]", { hasText: "Succeeded" }).waitFor(options);
 
-  /** Until the first product's total licenses read `count` on screen. */
-  const licensesShown = (count) =>
-    page.waitForFunction(
-      ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
-      ["[data-testid=product-row] [data-column=total]", String(count)],
-    );
+  /** Until the first product's `column` reads `text` on screen. */
+  async function productShows(column, text) {
+    try {
+      await page.waitForFunction(
+        ([selector, expected]) => document.querySelector(selector)?.textContent === expected,
+        [`[data-testid=product-row] [data-column=${column}]`, String(text)],
+      );
+    } catch (error) {
+      const shown = await productCell(column).innerText();
+      throw new Error(`the product's ${column} never read ${JSON.stringify(String(text))} (${JSON.stringify(shown)})`, {
+        cause: error,
+      });
+    }
+  }
+  const licensesShown = (count) => productShows("total", count);
+  const overSocket = (orderId, status) =>
+    live.frames.some((f) => f.includes(orderId) && f.includes(`"status":"${status}"`));
 
   await step("open the dashboard", () => page.goto(input.url));
 
@@ -177,14 +212,7 @@ await scenario(async ({ input, openPage, step, violations }) => {
     await signIn(input.tokens.owner);
     await page.getByTestId("customer").selectOption({ label: input.customerName });
     await page.locator("[data-testid=connection][data-phase=live]").waitFor();
-    return {
-      total: Number(await productCell("total").innerText()),
-      available: Number(await productCell("available").innerText()),
-      status: await productCell("status").innerText(),
-      paidUntil: await productCell("periodEnd").innerText(),
-      renews: await productCell("renews").innerText(),
-      scheduled: await productCell("scheduled").innerText(),
-    };
+    return { ...(await billingShown()), available: Number(await productCell("available").innerText()) };
   });
 
   await step("add pm_card_visa as the primary card", () => addCard("pm_card_visa", "4242"));
@@ -207,7 +235,7 @@ await scenario(async ({ input, openPage, step, violations }) => {
       trail: await orderRow(orderId).getByTestId("order-trail").innerText(),
       productTotal: Number(await productCell("total").innerText()),
       productAvailable: Number(await productCell("available").innerText()),
-      succeededOverSocket: live.frames.some((f) => f.includes(orderId) && f.includes('"status":"SUCCEEDED"')),
+      succeededOverSocket: overSocket(orderId, "SUCCEEDED"),
     };
   });
 
@@ -242,12 +270,7 @@ await scenario(async ({ input, openPage, step, violations }) => {
   });
 
   const resumed = await step("after the socket drops, the live list resumes from the last event", async () => {
-    // Back to the card that succeeds.
-    await page
-      .locator('[data-testid=payment-method][data-last4="4242"]')
-      .getByRole("button", { name: "Make primary" })
-      .click();
-    await page.locator('[data-testid=payment-method][data-last4="4242"][data-primary=true]').waitFor();
+    await makePrimary("4242"); // back to the card that succeeds
     const cursorBeforeDrop = live.lastCursor;
     const subscribesBefore = live.subscribes.length;
     live.offline = true;
@@ -333,6 +356,40 @@ await scenario(async ({ input, openPage, step, violations }) => {
     return { orderId, keys, problemText, retryLabel, productTotal: Number(await productCell("total").innerText()) };
   });
 
+  const renewal = await step("a renewal awaiting 3-D Secure arrives live; the page finishes it", async () => {
+    // The storage plan, set to cancel through the API (the dashboard has no
+    // control for it): the table shows it when it next reads the products.
+    const storageRow = page.getByTestId("product-row").filter({ hasText: "GB" });
+    const storageId = await storageRow.getAttribute("data-product-id");
+    const canceled = await graphql(input, CANCEL_PRODUCT, { c: input.customerId, p: storageId });
+    if (canceled.cancelProduct.userErrors.length) throw new Error(JSON.stringify(canceled.cancelProduct.userErrors));
+    await makePrimary("3155"); // charges need 3-D Secure
+    // The test's process ends the backup plan's period and runs the renewal
+    // pass against the gateway's database, while this page watches.
+    await callTest("periodEnded", { productId: await productRow.getAttribute("data-product-id") });
+    const orderId = await callTest("renew");
+    const complete = orderRow(orderId).getByRole("button", { name: "Complete authentication" });
+    await complete.waitFor();
+    const challenged = await orderRow(orderId).getAttribute("data-status");
+    await productShows("status", "Past due");
+    const pastDue = await billingShown();
+    const storage = await storageRow.locator("[data-column=renews]").innerText();
+    await complete.click();
+    await succeeded(orderId);
+    await productShows("status", "Active");
+    return {
+      orderId,
+      challenged,
+      requiresActionOverSocket: overSocket(orderId, "REQUIRES_ACTION"),
+      description: await orderRow(orderId).locator("td").nth(1).innerText(),
+      pastDue,
+      storage,
+      trail: await orderRow(orderId).getByTestId("order-trail").innerText(),
+      succeededOverSocket: overSocket(orderId, "SUCCEEDED"),
+      renewed: await billingShown(),
+    };
+  });
+
   const removed = await step("remove a card", async () => {
     const card = page.locator('[data-testid=payment-method][data-last4="0341"]');
     await card.getByRole("button", { name: "Remove" }).click();
@@ -349,5 +406,5 @@ await scenario(async ({ input, openPage, step, violations }) => {
   });
 
   const steps = { badToken, admin, before, purchase, declined, secure, resumed };
-  return { ...steps, storage, lostAnswer, removed, rejected, shots };
+  return { ...steps, storage, lostAnswer, renewal, removed, rejected, shots };
 });

@@ -1,6 +1,8 @@
 """The example dashboard (examples/dashboard) in headless Chromium, on its own
 origin, against a real gateway that allows that origin: what a partner's
-staff see on screen is what the gateway did.
+staff see on screen is what the gateway did, their own actions and the
+gateway's renewal pass alike (run by the test mid-scenario, through the
+scenario's hooks).
 
 Set ``DASHBOARD_SCREENSHOTS`` to a folder to save the README's screenshots
 there (``scripts/dashboard-screenshots`` does, into docs/images)."""
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from billing.renewals import renew_due_products
+from schema.scalars import serialize_date_time
+from tests.api.helpers import set_period
 from tests.conftest import sqlite_settings
 from tests.support.browser import require_browser, run_scenario
 from tests.support.dashboard import build_dashboard, require_dashboard_packages, serve_static
@@ -22,7 +27,8 @@ from tests.support.gateway import serve_gateway
 
 PRODUCTS = """query($c: ID!) {
   products(actingCustomer: $c) {
-    id plan { id } billingInterval totalLicenses availableLicenses storageGb currentPeriodEnd renewsAt
+    id plan { id } billingInterval totalLicenses availableLicenses storageGb status
+    currentPeriodStart currentPeriodEnd renewsAt cancelAtPeriodEnd scheduledLicenses
   }
 }"""
 SUMMARY = """query($c: ID!, $p: ID!, $q: Int!) {
@@ -33,13 +39,15 @@ STORAGE_SUMMARY = """query($c: ID!, $p: ID!) {
     total { amount currency }
   }
 }"""
-ORDERS = "query($c: ID!) { orders(actingCustomer: $c, first: 50) { edges { node { id } } } }"
+ORDERS = "query($c: ID!) { orders(actingCustomer: $c, first: 50) { edges { node { id kind } } } }"
 SCHEDULE = """mutation($c: ID!, $p: ID!, $n: Int!) {
   scheduleLicenseChange(actingCustomer: $c, input: {productId: $p, totalLicenses: $n}) { userErrors { code } }
 }"""
 SCHEDULED_LICENSES = 9
 STORAGE_PLAN = "plan_storage_250gb"
-ORDER = "query($c: ID!, $o: ID!) { order(actingCustomer: $c, id: $o) { status total { amount currency } } }"
+ORDER = """query($c: ID!, $o: ID!) {
+  order(actingCustomer: $c, id: $o) { status total { amount currency } summary { lines { description quantity } } }
+}"""
 # Long enough to see an order in flight on screen and to buy while the page's
 # socket is down; short enough to keep the test quick.
 CONFIRM_DELAY_MS = 1500
@@ -70,6 +78,19 @@ def money(value: dict[str, Any]) -> str:
     return f"{value['amount']} {value['currency']}"
 
 
+def shown_day(text: str) -> date:
+    """A date as the dashboard shows it (en-GB, medium, UTC: "10 Dec 2026";
+    ICU spells some months its own way, "Sept"), as a date."""
+    day, month, year = text.split()
+    return datetime.strptime(f"{day} {month[:3]} {year}", "%d %b %Y").date()
+
+
+def day_of(moment: str | datetime) -> date:
+    """The UTC day of an API DateTime."""
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return when.astimezone(UTC).date()
+
+
 async def test_a_partner_buys_watches_live_and_sees_declines(
     dashboard_origin: str, screenshots: dict[str, str], tmp_path: Path
 ) -> None:
@@ -85,6 +106,27 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
         quote = await owner.data(SUMMARY, {"c": customer.id, "p": product["id"], "q": 2})
         storage_quote = await owner.data(STORAGE_SUMMARY, {"c": customer.id, "p": STORAGE_PLAN})
 
+        # The scenario's hooks: the renewal pass, run here against the
+        # gateway's database (as tests/api/test_renewals.py runs it) while
+        # the page is open and subscribed.
+        services = gateway.runtime.services
+        ended: list[datetime] = []
+        passes: list[tuple[dict[str, Any], dict[str, Any]]] = []  # what each pass did; the product just after
+
+        async def period_ended(args: dict[str, str]) -> None:
+            """The (monthly) product's paid period, a month from 40 days ago, ended some days ago."""
+            period = await set_period(gateway, args["productId"], services.clock() - timedelta(days=40))
+            assert period.end < services.clock(), period
+            ended.append(period.end)
+
+        async def renew(_: object) -> str:
+            """One renewal pass now; the RENEWAL order it left awaiting authentication."""
+            report = await renew_due_products(services)
+            current = {p["id"]: p for p in (await owner.data(PRODUCTS, {"c": customer.id}))["products"]}
+            passes.append(({**report.as_json(), "unsettled": report.unsettled}, current[product["id"]]))
+            (order_id,) = report.unsettled
+            return order_id
+
         report = await run_scenario(
             "dashboard.mjs",
             {
@@ -98,6 +140,7 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
                 "screenshotPath": str(tmp_path / "dashboard.png"),
                 **screenshots,
             },
+            hooks={"periodEnded": period_ended, "renew": renew},
         )
         result = report.passed()  # also: no request beyond the two origins, no console error
 
@@ -105,9 +148,9 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
             found: dict[str, Any] = (await owner.data(ORDER, {"c": customer.id, "o": order_id}))["order"]
             return found
 
-        first, declined, secure, resumed, storage, retried = [
+        first, declined, secure, resumed, storage, retried, renewal_order = [
             await order(result[name]["orderId"])
-            for name in ("purchase", "declined", "secure", "resumed", "storage", "lostAnswer")
+            for name in ("purchase", "declined", "secure", "resumed", "storage", "lostAnswer", "renewal")
         ]
         products = {p["plan"]["id"]: p for p in (await owner.data(PRODUCTS, {"c": customer.id}))["products"]}
         orders = (await owner.data(ORDERS, {"c": customer.id}))["orders"]["edges"]
@@ -133,10 +176,8 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
     assert product["renewsAt"] == product["currentPeriodEnd"]
     paid_until = datetime.fromisoformat(product["currentPeriodEnd"])
     assert (before["status"], before["scheduled"]) == ("Active", f"{SCHEDULED_LICENSES} licenses")
-    # en-GB, medium: "10 Dec 2026" (ICU spells some months its own way: "Sept")
     assert before["paidUntil"] == before["renews"]
-    day, month, year = before["paidUntil"].split()
-    assert (int(day), int(year), month[:3]) == (paid_until.day, paid_until.year, f"{paid_until:%b}")
+    assert shown_day(before["paidUntil"]) == day_of(paid_until)
     assert purchase["productTotal"] == product["totalLicenses"] + 2
     assert purchase["productAvailable"] == product["availableLicenses"] + 2
 
@@ -179,9 +220,54 @@ async def test_a_partner_buys_watches_live_and_sees_declines(
     assert lost["retryLabel"] == "Retry payment"
     assert len(lost["keys"]) == 2 and lost["keys"][0] == lost["keys"][1]
     assert retried["status"] == "SUCCEEDED"
-    assert lost["productTotal"] == products[product["plan"]["id"]]["totalLicenses"] == product["totalLicenses"] + 5
-    # Six orders in all: the retry charged nothing twice.
-    assert len(orders) == 6
+    assert lost["productTotal"] == product["totalLicenses"] + 5
+    # Six orders placed from the page in all: the retry charged nothing twice.
+    # (The seventh is the gateway's renewal, below.)
+    assert [edge["node"]["kind"] for edge in orders].count("RENEWAL") == 1
+    assert len(orders) == 7
+
+    # The period ended and the renewal pass ran (in this process) while the
+    # page watched: one RENEWAL order, charged off-session to the primary
+    # card, which needs authentication, so left REQUIRES_ACTION.
+    renewal = result["renewal"]
+    (period_end,) = ended
+    ((counted, waiting),) = passes
+    assert counted == {"renewed": 0, "failed": 0, "canceled": 0, "unsettled": [renewal["orderId"]]}
+    # It arrived live (the page never reloads its order list): through the
+    # page's socket, on screen as awaiting authentication with the button
+    # that finishes it, for the scheduled licenses.
+    assert renewal["challenged"] == "REQUIRES_ACTION"
+    assert renewal["requiresActionOverSocket"]
+    (line,) = renewal_order["summary"]["lines"]
+    assert (line["quantity"], renewal["description"]) == (SCHEDULED_LICENSES, f"Renewal: {line['description']}")
+    # Meanwhile the product is past due (docs/billing.md: the card asks for
+    # authentication), still paid until the old period end, and the renewal
+    # column says when the gateway would charge again (its renewsAt).
+    past_due = renewal["pastDue"]
+    assert (waiting["status"], past_due["status"]) == ("PAST_DUE", "Past due")
+    assert shown_day(past_due["paidUntil"]) == day_of(period_end)
+    assert past_due["renews"].startswith("Retry ")
+    assert shown_day(past_due["renews"].removeprefix("Retry ")) == day_of(waiting["renewsAt"])
+    assert (past_due["total"], past_due["scheduled"]) == (lost["productTotal"], f"{SCHEDULED_LICENSES} licenses")
+    # The storage plan set to cancel says when, on screen.
+    assert held["cancelAtPeriodEnd"] and held["renewsAt"] is None
+    assert renewal["storage"].startswith("Cancels ")
+    assert shown_day(renewal["storage"].removeprefix("Cancels ")) == day_of(held["currentPeriodEnd"])
+    # Completed from the page: SUCCEEDED live, and the product ACTIVE for the
+    # next period, renewing at its end, with the scheduled licenses.
+    assert renewal_order["status"] == "SUCCEEDED"
+    assert renewal["trail"] == "Pending → Needs authentication → Processing → Succeeded"
+    assert renewal["succeededOverSocket"]
+    backup = products[product["plan"]["id"]]
+    assert (backup["status"], backup["currentPeriodStart"]) == ("ACTIVE", serialize_date_time(period_end))
+    next_end = datetime.fromisoformat(backup["currentPeriodEnd"])
+    assert next_end > services.clock() and backup["renewsAt"] == backup["currentPeriodEnd"]
+    after = renewal["renewed"]
+    assert after["status"] == "Active"
+    assert after["paidUntil"] == after["renews"]
+    assert shown_day(after["renews"]) == day_of(next_end)
+    assert (after["total"], after["scheduled"]) == (SCHEDULED_LICENSES, "—")
+    assert backup["totalLicenses"] == SCHEDULED_LICENSES and backup["scheduledLicenses"] is None
 
     assert sorted(result["removed"]["cards"]) == ["3155", "4242"]
 

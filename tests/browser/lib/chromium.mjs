@@ -15,9 +15,15 @@
 // 0 when it passed. Violations fail it too: a request to any other origin
 // (blocked), a WebSocket to any other origin, a console error, an uncaught
 // page error.
+//
+// `callTest(name, args)` asks the test's process to act mid-scenario (run the
+// renewal pass against the gateway's database, say) and resolves to what its
+// hook returned: one JSON line {"call", "name", "args"} out on stdout, one
+// {"call", "result"} or {"call", "error"} back on stdin (run_scenario's hooks).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 import { chromium } from "playwright-core";
 
@@ -62,9 +68,25 @@ export async function launchChromium() {
   };
 }
 
+let answers = null; // the test's answers to callTest, one line each, read from stdin once asked
+let calls = 0;
+
+/** Ask the test's process to run its hook `name` with `args`; what the hook returned. */
+export async function callTest(name, args = {}) {
+  answers ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const call = ++calls;
+  process.stdout.write(JSON.stringify({ call, name, args }) + "\n");
+  const { value, done } = await answers.next();
+  if (done) throw new Error(`the test did not answer callTest(${JSON.stringify(name)})`);
+  const answer = JSON.parse(value);
+  if (answer.call !== call) throw new Error(`callTest(${JSON.stringify(name)}): the answer to call ${answer.call}`);
+  if ("error" in answer) throw new Error(`the test's hook ${name} failed: ${answer.error}`);
+  return answer.result;
+}
+
 /**
- * Run one scenario: `body` gets {input, openPage, step, violations} and
- * returns what the test asserts on. Prints the JSON report and exits.
+ * Run one scenario: `body` gets {input, openPage, step, violations, callTest}
+ * and returns what the test asserts on. Prints the JSON report and exits.
  */
 export async function scenario(body) {
   const input = JSON.parse(process.argv[2] || "{}");
@@ -109,7 +131,7 @@ export async function scenario(body) {
   }
 
   try {
-    report.result = await body({ input, openPage, step, violations });
+    report.result = await body({ input, openPage, step, violations, callTest });
     report.ok = Object.values(violations).every((list) => list.length === 0);
     if (!report.ok) report.error = "the page broke a rule (see violations)";
   } catch (error) {
