@@ -20,12 +20,16 @@ def loads(data: str | bytes) -> Any:
     "not valid JSON"."""
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(data)
-    except RecursionError:
-        # Nested past the interpreter's depth (orjson refuses past 1,024
-        # levels too): malformed for us, never a crash. JSONDecodeError is
-        # what every caller (and Strawberry's socket reader) expects.
-        raise json.JSONDecodeError("JSON nested too deeply", data if isinstance(data, str) else "", 0) from None
+    except orjson.JSONDecodeError as refused:
+        try:
+            return json.loads(data)
+        except RecursionError:
+            # Nested past the interpreter's depth (orjson refuses past 1,024
+            # levels too): malformed for us, never a crash. JSONDecodeError is
+            # what every caller (and Strawberry's socket reader) expects.
+            raise json.JSONDecodeError("JSON nested too deeply", data if isinstance(data, str) else "", 0) from None
+        except UnicodeDecodeError:
+            # Bytes that are not UTF-8 fail before the standard library parses:
+            # "not JSON" as orjson said, not the 500 a UnicodeDecodeError was
+            # on Strawberry's view (it turns only JSONDecodeError into a 400).
+            raise refused from None

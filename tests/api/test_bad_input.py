@@ -98,6 +98,25 @@ async def test_json_nested_past_any_parser_is_bad_user_input(gateway: GatewaySer
     assert (await gateway.http.get("/healthz")).status_code == 200
 
 
+async def test_json_nested_too_deep_or_not_utf8_is_400_on_every_route(gateway: GatewayServer, owner_token: str) -> None:
+    # Found by tests/fuzz: bytes that are not UTF-8 failed before the standard
+    # library's parser (the fallback for lone surrogates) read them, a 500
+    # INTERNAL on Strawberry's view (a content type it reads as JSON); and the
+    # view's routes (that content type, GET) for JSON nested too deep.
+    deep = '{"query": "{ viewer { id } }", "variables": {"v": ' + "[" * 1030 + "]" * 1030 + "}}"
+    headers = {**auth(owner_token), "content-type": "application/json"}
+    view_headers = {**auth(owner_token), "content-type": "application/json-patch+json"}
+    for response in (
+        await gateway.http.post("/graphql", content=deep.encode(), headers=headers),
+        await gateway.http.post("/graphql", content=deep.encode(), headers=view_headers),
+        await gateway.http.post("/graphql", content=b'{"query": "\x80"}', headers=view_headers),
+        await gateway.http.get(
+            "/graphql", params={"query": VIEWER, "variables": "[" * 5000 + "]" * 5000}, headers=auth(owner_token)
+        ),
+    ):
+        assert_graphql_error(response, 400, "BAD_USER_INPUT")
+
+
 async def test_malformed_envelopes_are_400_bad_user_input(gateway: GatewayServer, owner_token: str) -> None:
     envelope: object
     for envelope in (
