@@ -117,6 +117,27 @@ async def test_json_nested_too_deep_or_not_utf8_is_400_on_every_route(gateway: G
         assert_graphql_error(response, 400, "BAD_USER_INPUT")
 
 
+async def test_lone_surrogates_quoted_in_errors_are_escaped_not_500(gateway: GatewayServer, owner_token: str) -> None:
+    # Found by tests/fuzz: an error message quoting the client's text (an
+    # unknown input field, an enum value, an operation name) with a lone
+    # surrogate could not be written as UTF-8: a bare 500 on the fast path,
+    # INTERNAL on the view. JSON escapes it, as the client sent it.
+    orders = 'query($s: OrderStatus) { orders(actingCustomer: "cst_x", status: $s) { edges { cursor } } }'
+    buy = BUY_LICENSES.replace("BuyLicenses(", "Q(")
+    cases: tuple[tuple[dict[str, Any], int], ...] = (
+        ({"query": buy, "variables": {"c": "cst_x", "input": {"\ud800": 1}}}, 200),
+        ({"query": orders, "variables": {"s": "\ud800"}}, 200),
+        ({"query": "query Q { viewer { id } }", "operationName": "\ud800"}, 400),
+    )
+    for envelope, status in cases:
+        body = json.dumps(envelope).encode()  # ensure_ascii: "\ud800" escaped, as JSON allows
+        for content_type in ("application/json", "application/json-patch+json"):
+            headers = {**auth(owner_token), "content-type": content_type}
+            response = await gateway.http.post("/graphql", content=body, headers=headers)
+            assert_graphql_error(response, status, "BAD_USER_INPUT")
+            assert "\\ud800" in response.text
+
+
 async def test_malformed_envelopes_are_400_bad_user_input(gateway: GatewayServer, owner_token: str) -> None:
     envelope: object
     for envelope in (
