@@ -19,7 +19,7 @@ from gateway import jsonio
 from gateway.degrade import unavailable_response, with_unavailable_status
 from gateway.graphiql import GraphiQLPage
 from gateway.runtime import Runtime
-from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler, take_socket_slot
+from gateway.sockets import LegacyWSHandler, SocketAdapter, TokenRefused, TransportWSHandler, take_socket_slot
 from models.database import DatabaseUnavailable
 from schema.context import Context
 from schema.errors import classify_errors
@@ -36,6 +36,8 @@ class GraphQLView(GraphQL[Context, None]):
     # Sockets close with 4401 on a refused or revoked token (gateway.sockets).
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    # Close reasons cut to what a close frame holds (gateway.sockets).
+    websocket_adapter_class = SocketAdapter
 
     def __init__(self, schema: Any, *, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()) -> None:
         self.graphiql = graphiql

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 
+from gateway.sockets import TransportWSHandler, close_reason
 from tests.conftest import sqlite_settings
 from tests.support.gateway import GatewayServer, GraphQLWebSocket, serve_gateway
 
@@ -224,3 +227,76 @@ async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
     statuses = [m["payload"]["data"]["paymentConfirmation"]["status"] for m in messages if m["type"] == "data"]
     assert statuses[-1] == "SUCCEEDED"
     assert set(statuses) <= {"PROCESSING", "SUCCEEDED"}
+
+
+# -- malformed messages (found by tests/fuzz) ----------------------------------------
+
+MALFORMED = (
+    "[1]",
+    '"connection_init"',
+    '{"id": ["1"], "type": "complete"}',
+    '{"id": 1, "type": "subscribe", "payload": {"query": "subscription { orderStatusChanged { cursor } }"}}',
+    '{"id": "1", "type": "subscribe", "payload": []}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": 5}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { id } }", "variables": [1]}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { id } }", "operationName": 5}}',
+    # Strawberry's close reason quotes the type: over a close frame's 123 bytes,
+    '{"type": ' + "[" * 60 + "]" * 60 + "}",
+    # and not UTF-8 at all.
+    '{"type": "\\ud800"}',
+)
+
+
+async def test_malformed_messages_close_the_socket_with_4400(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each raised out of Strawberry's loop (it catches KeyError only), or
+    made the close itself fail: the socket dropped with no close frame (1006)
+    and the server logged an error."""
+    tenant = await gateway.tenant()
+    caplog.set_level(logging.ERROR)
+    for message in MALFORMED:
+        async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
+            await ws.conn.send(message)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.receive()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400, (message, closed.value)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_duplicate_long_id_closes_with_4409_and_a_reason_that_fits(gateway: GatewayServer) -> None:
+    tenant = await gateway.tenant()
+    async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
+        for _ in range(2):
+            message = {"id": "é" * 200, "type": "subscribe", "payload": {"query": CHANGES}}
+            await ws.conn.send(json.dumps(message))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+    assert len(closed.value.rcvd.reason.encode()) <= 123
+
+
+def test_close_reasons_fit_a_close_frame() -> None:
+    assert close_reason("Subscriber for 1 already exists") == "Subscriber for 1 already exists"
+    cut = close_reason("Unknown message type: " + "é" * 100)
+    assert len(cut.encode()) <= 123 and cut.endswith("...")
+    assert close_reason("Unknown message type: \ud800") == "Unknown message type: ?"
+
+
+async def test_a_message_for_a_closed_socket_is_dropped_not_raised() -> None:
+    """uvicorn raises RuntimeError on a send after it closed the socket itself
+    (1009): an operation answering then made Strawberry log an error."""
+
+    class Closed:
+        async def send_json(self, message: object) -> None:
+            raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'.")
+
+    handler = TransportWSHandler(
+        view=None,  # type: ignore[arg-type]
+        websocket=Closed(),  # type: ignore[arg-type]
+        context=None,  # type: ignore[arg-type]
+        root_value=None,
+        schema=None,  # type: ignore[arg-type]
+        connection_init_wait_timeout=timedelta(seconds=1),
+    )
+    await handler.send_message({"id": "1", "type": "complete"})
