@@ -244,6 +244,10 @@ async def _give_back_slot(context: Context) -> None:
 
 
 _LIMIT_EXTENSIONS: Mapping[str, Any] = {"code": "RATE_LIMITED", "limit": "subscriptionsPerConnection"}
+_BAD_INIT_PAYLOAD: Mapping[str, Any] = {
+    "message": "The connection_init payload must be an object.",
+    "extensions": {"code": "BAD_USER_INPUT"},
+}
 
 
 def _with_code(error: object) -> object:
@@ -375,10 +379,26 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
 
         await _signing_in(self, super().handle_connection_init(message), tell=tell)
 
+    async def handle_message(self, message: OperationMessage) -> None:
+        # As for graphql-transport-ws (above): Strawberry's handler of this
+        # protocol catches nothing, so a message that is no object, has no
+        # type or an id that is no string dropped the socket without a close
+        # frame. This handler ignores what it cannot read (non-JSON text,
+        # unknown types), and so such messages too.
+        problem = _message_problem(message, start="start", stop="stop")
+        if problem is not None:
+            log.debug("graphql-ws message ignored: %s", problem)
+            return
+        await super().handle_message(message)
+
     async def send_message(self, message: OperationMessage) -> None:
         if message.get("type") == "error":
             message = cast(OperationMessage, {**message, "payload": _with_code(message.get("payload"))})
-        await super().send_message(message)
+        elif message.get("type") == "connection_error" and message.get("payload") is None:
+            # Strawberry's refusal of an init payload that is no object said
+            # nothing; every error this gateway sends has a message and code.
+            message = cast(OperationMessage, {**message, "payload": dict(_BAD_INIT_PAYLOAD)})
+        await _unless_closed(super().send_message(message))
 
     async def close_unauthorized(self) -> None:
         if self.keep_alive_task:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from gateway.sockets import TransportWSHandler, close_reason
 from tests.conftest import sqlite_settings
@@ -207,16 +210,24 @@ async def test_token_on_the_upgrade_request_is_accepted(gateway: GatewayServer) 
         assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
 
 
-async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
-    tenant, customer, product = await _customer_with_card(gateway)
-    owner = tenant.tokens["PARTNER_OWNER"]
-    order_id = await _buy(gateway, owner, customer, product)
+@contextlib.asynccontextmanager
+async def _legacy_socket(gateway: GatewayServer, token: str | None) -> AsyncIterator[ClientConnection]:
+    """A graphql-ws (the older protocol) connection, acknowledged when ``token`` is given."""
     async with websockets.connect(
         f"ws://127.0.0.1:{gateway.port}/graphql",
         subprotocols=["graphql-ws"],  # type: ignore[list-item]
     ) as conn:
-        await conn.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {owner}"}}))
-        assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
+        if token is not None:
+            await conn.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
+        yield conn
+
+
+async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
+    tenant, customer, product = await _customer_with_card(gateway)
+    owner = tenant.tokens["PARTNER_OWNER"]
+    order_id = await _buy(gateway, owner, customer, product)
+    async with _legacy_socket(gateway, owner) as conn:
         payload = {"query": CONFIRMATION, "variables": {"c": customer, "o": order_id}}
         await conn.send(json.dumps({"id": "1", "type": "start", "payload": payload}))
         messages: list[dict[str, Any]] = []
@@ -300,3 +311,54 @@ async def test_a_message_for_a_closed_socket_is_dropped_not_raised() -> None:
         connection_init_wait_timeout=timedelta(seconds=1),
     )
     await handler.send_message({"id": "1", "type": "complete"})
+
+
+async def test_operations_that_cannot_run_are_bad_user_input_not_internal(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No query, or an operation name the document does not have: Strawberry
+    refuses them before running, and they were INTERNAL, logged as unexpected."""
+    tenant = await gateway.tenant()
+    caplog.set_level(logging.ERROR)
+    async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
+        for op_id, payload in (("1", {"query": ""}), ("2", {"query": CHANGES, "operationName": "Nope"})):
+            await ws.conn.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+            refused = await ws.receive()
+            assert refused["id"] == op_id and refused["type"] == "error", refused
+            assert refused["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT", refused
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_legacy_protocol_ignores_malformed_messages_and_refuses_queries_cleanly(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """graphql-ws: a malformed message is ignored like non-JSON text (it
+    dropped the socket); a query, which this protocol does not run, is a
+    BAD_USER_INPUT error (it was INTERNAL, logged as unexpected)."""
+    tenant, customer, product = await _customer_with_card(gateway)
+    owner = tenant.tokens["PARTNER_OWNER"]
+    order_id = await _buy(gateway, owner, customer, product)
+    caplog.set_level(logging.ERROR)
+    async with _legacy_socket(gateway, owner) as conn:
+        for malformed in ("[1]", "{}", '{"id": ["1"], "type": "stop"}', '{"id": "1", "type": "start", "payload": []}'):
+            await conn.send(malformed)
+        await conn.send(json.dumps({"id": "q", "type": "start", "payload": {"query": "{ viewer { id } }"}}))
+        refused = json.loads(await asyncio.wait_for(conn.recv(), 5))
+        payload = {"query": CONFIRMATION, "variables": {"c": customer, "o": order_id}}
+        await conn.send(json.dumps({"id": "s", "type": "start", "payload": payload}))
+        answered = json.loads(await asyncio.wait_for(conn.recv(), 5))
+    assert refused["id"] == "q" and refused["type"] == "error", refused
+    assert refused["payload"]["extensions"]["code"] == "BAD_USER_INPUT", refused
+    assert answered["id"] == "s" and answered["type"] == "data", answered
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_legacy_init_payload_that_is_no_object_is_a_coded_connection_error(gateway: GatewayServer) -> None:
+    async with _legacy_socket(gateway, None) as conn:
+        await conn.send(json.dumps({"type": "connection_init", "payload": [1]}))
+        error = json.loads(await asyncio.wait_for(conn.recv(), 5))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(conn.recv(), 5)
+    assert error["type"] == "connection_error"
+    assert error["payload"]["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
