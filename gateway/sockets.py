@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from broadcaster import Broadcast
 from sqlalchemy import bindparam, or_, select
+from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
@@ -271,12 +272,20 @@ def close_reason(reason: str) -> str:
 
 
 class SocketAdapter(ASGIWebSocketAdapter):
-    """Strawberry's WebSocket adapter, closing with reasons that fit: a
+    """Strawberry's WebSocket adapter, closing with reasons that fit (a
     longer one made the close itself fail, and the socket dropped with no
-    close frame (1006) instead of the protocol's code."""
+    close frame instead of the protocol's code), and quietly when the socket
+    is gone already."""
 
     async def close(self, code: int, reason: str) -> None:
-        await super().close(code, close_reason(reason))
+        try:
+            await super().close(code, close_reason(reason))
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            # The client left while its message was handled (a refused token
+            # is checked against the database first), or uvicorn closed the
+            # socket itself: nothing is left to close. Raised, it was logged
+            # as "Exception in ASGI application".
+            log.debug("not closed with %s, the socket is closed: %r", code, exc)
 
 
 _OPTIONAL_FIELDS: Mapping[str, type | tuple[type, ...]] = {

@@ -287,6 +287,24 @@ async def test_a_duplicate_long_id_closes_with_4409_and_a_reason_that_fits(gatew
     assert len(closed.value.rcvd.reason.encode()) <= 123
 
 
+async def test_a_client_leaving_before_its_token_is_refused_leaves_no_error(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 4401 close came after the client had gone (the token is looked up
+    first): closing raised, and uvicorn logged "Exception in ASGI application"."""
+    caplog.set_level(logging.ERROR)
+    init = json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer pbg_" + "A" * 43}})
+    for protocol in ("graphql-transport-ws", "graphql-ws"):
+        for _ in range(10):
+            async with websockets.connect(
+                f"ws://127.0.0.1:{gateway.port}/graphql",
+                subprotocols=[protocol],  # type: ignore[list-item]
+            ) as conn:
+                await conn.send(init)
+    await asyncio.sleep(0.5)  # the server's side of the last ones
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_close_reasons_fit_a_close_frame() -> None:
     assert close_reason("Subscriber for 1 already exists") == "Subscriber for 1 already exists"
     cut = close_reason("Unknown message type: " + "é" * 100)
