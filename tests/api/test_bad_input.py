@@ -414,6 +414,14 @@ async def test_unknown_fields_and_syntax_errors_are_bad_user_input(gateway: Gate
         assert_graphql_error(response, 200, "BAD_USER_INPUT")
 
 
+async def test_parse_errors_over_get_keep_their_codes(gateway: GatewayServer, owner_token: str) -> None:
+    # GET goes through Strawberry's view and its parse step (schema.documents).
+    too_many_tokens = "{ " + "a: __typename " * 700 + "}"
+    for document, code in (("{ viewer { id ", "BAD_USER_INPUT"), (too_many_tokens, "QUERY_TOO_COMPLEX")):
+        response = await gateway.http.get("/graphql", params={"query": document}, headers=auth(owner_token))
+        assert_graphql_error(response, 200, code)
+
+
 async def test_hostile_values_never_leak_internals(gateway: GatewayServer, caplog: pytest.LogCaptureFixture) -> None:
     tenant = await gateway.tenant()
     acme = tenant.customers[0]

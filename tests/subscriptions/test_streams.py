@@ -347,6 +347,35 @@ async def test_operations_that_cannot_run_are_bad_user_input_not_internal(
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_documents_that_do_not_parse_are_answered_over_both_protocols(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parse error escaped Strawberry's parse step: graphql-transport-ws
+    answered a bare complete, graphql-ws nothing at all, and the server
+    logged the operation task's exception."""
+    tenant = await gateway.tenant()
+    owner = tenant.tokens["PARTNER_OWNER"]
+    caplog.set_level(logging.ERROR)
+    too_many_tokens = "subscription { " + "a: __typename " * 700 + "}"
+    cases = (
+        ("1", "subscription { orderStatusChanged { cursor }", "BAD_USER_INPUT"),
+        ("2", too_many_tokens, "QUERY_TOO_COMPLEX"),
+    )
+    async with gateway.websocket(owner) as ws:
+        for op_id, query, code in cases:
+            await ws.conn.send(json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query}}))
+            refused = await ws.receive()
+            assert refused["id"] == op_id and refused["type"] == "error", refused
+            assert refused["payload"][0]["extensions"]["code"] == code, refused
+    async with _legacy_socket(gateway, owner) as conn:
+        for op_id, query, code in cases:
+            await conn.send(json.dumps({"id": op_id, "type": "start", "payload": {"query": query}}))
+            refused = json.loads(await asyncio.wait_for(conn.recv(), 5))
+            assert refused["id"] == op_id and refused["type"] == "error", refused
+            assert refused["payload"]["extensions"]["code"] == code, refused
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_legacy_protocol_ignores_malformed_messages_and_refuses_queries_cleanly(
     gateway: GatewayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
