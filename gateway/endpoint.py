@@ -23,7 +23,6 @@ import logging
 import time
 from typing import Any
 
-import orjson
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -122,7 +121,7 @@ class GraphQLEndpoint:
             # The database failed mid-operation: the client should retry.
             status = 503
             headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
-        body = orjson.dumps(payload)
+        body = jsonio.dumps(payload)
         headers += [_JSON, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -31,6 +31,9 @@ from typing import Any, cast
 
 from broadcaster import Broadcast
 from sqlalchemy import bindparam, or_, select
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -51,11 +54,13 @@ __all__ = [
     "UNAUTHORIZED",
     "LegacyWSHandler",
     "SignInRefused",
+    "SocketAdapter",
     "SocketWatcher",
     "TokenRefused",
     "TooManyConnections",
     "TransportWSHandler",
     "announce_revoked",
+    "close_reason",
     "take_socket_slot",
 ]
 
@@ -240,6 +245,10 @@ async def _give_back_slot(context: Context) -> None:
 
 
 _LIMIT_EXTENSIONS: Mapping[str, Any] = {"code": "RATE_LIMITED", "limit": "subscriptionsPerConnection"}
+_BAD_INIT_PAYLOAD: Mapping[str, Any] = {
+    "message": "The connection_init payload must be an object.",
+    "extensions": {"code": "BAD_USER_INPUT"},
+}
 
 
 def _with_code(error: object) -> object:
@@ -248,11 +257,86 @@ def _with_code(error: object) -> object:
     return error
 
 
+# RFC 6455, 5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
+_MAX_CLOSE_REASON_BYTES = 123
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` as a close frame can carry it: UTF-8 (a lone surrogate
+    becomes "?") of at most 123 bytes. Strawberry's reasons may quote the
+    client's message (an unknown type, a duplicate id), of any length."""
+    encoded = reason.encode("utf-8", "replace")
+    if len(encoded) <= _MAX_CLOSE_REASON_BYTES:
+        return encoded.decode()
+    return encoded[: _MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+class SocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's WebSocket adapter, closing with reasons that fit (a
+    longer one made the close itself fail, and the socket dropped with no
+    close frame instead of the protocol's code), and quietly when the socket
+    is gone already."""
+
+    async def close(self, code: int, reason: str) -> None:
+        try:
+            await super().close(code, close_reason(reason))
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            # The client left while its message was handled (a refused token
+            # is checked against the database first), or uvicorn closed the
+            # socket itself: nothing is left to close. Raised, it was logged
+            # as "Exception in ASGI application".
+            log.debug("not closed with %s, the socket is closed: %r", code, exc)
+
+
+_OPTIONAL_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "variables": (dict, type(None)),
+    "operationName": (str, type(None)),
+    "extensions": (dict, type(None)),
+}
+
+
+def _message_problem(message: object, *, start: str, stop: str) -> str | None:
+    """Why a message cannot be handled (a protocol's ``start`` and ``stop``
+    messages as graphql-transport-ws's PROTOCOL.md defines them: an id
+    string, a payload object with a query string), or None. The reason never
+    quotes the message."""
+    if not isinstance(message, dict):
+        return "Message must be a JSON object"
+    if "type" not in message:
+        return "Message must have a type"
+    kind = message["type"]
+    if kind not in (start, stop):
+        return None  # Strawberry checks the others (type, init payload) itself
+    if not isinstance(message.get("id"), str):
+        return "Message id must be a string"
+    if kind == stop:
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return f"{start} payload must be an object with a query string"
+    for name, types in _OPTIONAL_FIELDS.items():
+        if not isinstance(payload.get(name), types):
+            return f"{start} payload's {name} has the wrong type"
+    return None
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched):
     """graphql-transport-ws (``graphql-ws`` clients)."""
 
     async def handle(self) -> None:
         await _handling(self, super().handle())
+
+    async def handle_message(self, message: Message) -> None:
+        # Strawberry reads a message's fields by key and catches KeyError
+        # only: a message that is no object, an id that is no string (a list
+        # cannot even be looked up) or a payload of the wrong shape raised
+        # out of the socket's loop and dropped it without a close frame.
+        # The protocol's answer to an invalid message is 4400.
+        problem = _message_problem(message, start="subscribe", stop="complete")
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await _signing_in(self, super().handle_connection_init(message))
@@ -266,7 +350,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched)
         payload = message.get("payload")
         if message.get("type") == "error" and isinstance(payload, list):
             message = cast(Message, {**message, "payload": [_with_code(e) for e in payload]})
-        await super().send_message(message)
+        await _unless_closed(super().send_message(message))
 
     async def close_unauthorized(self) -> None:
         # Stop the operations first, so none sends after the close.
@@ -304,10 +388,26 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None], _Watched):
 
         await _signing_in(self, super().handle_connection_init(message), tell=tell)
 
+    async def handle_message(self, message: OperationMessage) -> None:
+        # As for graphql-transport-ws (above): Strawberry's handler of this
+        # protocol catches nothing, so a message that is no object, has no
+        # type or an id that is no string dropped the socket without a close
+        # frame. This handler ignores what it cannot read (non-JSON text,
+        # unknown types), and so such messages too.
+        problem = _message_problem(message, start="start", stop="stop")
+        if problem is not None:
+            log.debug("graphql-ws message ignored: %s", problem)
+            return
+        await super().handle_message(message)
+
     async def send_message(self, message: OperationMessage) -> None:
         if message.get("type") == "error":
             message = cast(OperationMessage, {**message, "payload": _with_code(message.get("payload"))})
-        await super().send_message(message)
+        elif message.get("type") == "connection_error" and message.get("payload") is None:
+            # Strawberry's refusal of an init payload that is no object said
+            # nothing; every error this gateway sends has a message and code.
+            message = cast(OperationMessage, {**message, "payload": dict(_BAD_INIT_PAYLOAD)})
+        await _unless_closed(super().send_message(message))
 
     async def close_unauthorized(self) -> None:
         if self.keep_alive_task:
@@ -325,6 +425,19 @@ def _ignore_outcome(task: asyncio.Future[None]) -> None:
     # A socket already gone cannot be closed again; nothing to report.
     if not task.cancelled():
         task.exception()
+
+
+async def _unless_closed(sending: Awaitable[None]) -> None:
+    """Send, unless the socket is closed already: an operation may still be
+    answering when the client leaves or uvicorn closes the socket itself
+    (1009, a message over --ws-max-size), and sending then raises
+    (RuntimeError from uvicorn or Starlette, OSError, WebSocketDisconnected)
+    into Strawberry's operation task, which logs it as an error. Nobody is
+    there to receive the message; the handler's loop ends and cleans up."""
+    try:
+        await sending
+    except (RuntimeError, OSError, WebSocketDisconnected) as exc:
+        log.debug("not sent, the socket is closed: %r", exc)
 
 
 async def _handling(handler: _Handler, handling: Awaitable[None]) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
@@ -20,7 +19,7 @@ from gateway import jsonio
 from gateway.degrade import unavailable_response, with_unavailable_status
 from gateway.graphiql import GraphiQLPage
 from gateway.runtime import Runtime
-from gateway.sockets import LegacyWSHandler, TokenRefused, TransportWSHandler, take_socket_slot
+from gateway.sockets import LegacyWSHandler, SocketAdapter, TokenRefused, TransportWSHandler, take_socket_slot
 from models.database import DatabaseUnavailable
 from schema.context import Context
 from schema.errors import classify_errors
@@ -37,6 +36,8 @@ class GraphQLView(GraphQL[Context, None]):
     # Sockets close with 4401 on a refused or revoked token (gateway.sockets).
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    # Close reasons cut to what a close frame holds (gateway.sockets).
+    websocket_adapter_class = SocketAdapter
 
     def __init__(self, schema: Any, *, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()) -> None:
         self.graphiql = graphiql
@@ -67,14 +68,17 @@ class GraphQLView(GraphQL[Context, None]):
             return unavailable_response()
         except HTTPException as exc:
             error = {"message": exc.reason, "extensions": {"code": "BAD_USER_INPUT"}}
-            return JSONResponse({"data": None, "errors": [error]}, status_code=exc.status_code)
+            # jsonio, not JSONResponse: the reason may quote the client's text,
+            # lone surrogates included (an operationName), which UTF-8 cannot hold.
+            body = jsonio.dumps({"data": None, "errors": [error]})
+            return Response(body, status_code=exc.status_code, media_type="application/json")
 
     def decode_json(self, data: str | bytes) -> object:
         return jsonio.loads(data)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket messages must be text frames.
-        return orjson.dumps(data).decode()
+        return jsonio.dumps(data).decode()
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         return with_unavailable_status(super().create_response(response_data, sub_response), response_data)

@@ -54,6 +54,10 @@ class DocumentCache:
         self._suggest = introspection
         self._cached = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._prepare)
 
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
     def get(self, query: str) -> Prepared:
         return self._cached(query) if len(query) <= _CACHEABLE_LENGTH else self._prepare(query)
 
@@ -79,7 +83,15 @@ class PreparedDocuments(SchemaExtension):
         context = self.execution_context
         prepared = self.cache.get(context.query or "")
         if prepared.document is None:
-            raise prepared.errors[0]
+            # Not a document: Strawberry's own parse step fails on it again,
+            # within the same token limit, and reports the error as it reports
+            # its own. Raised from here, the error escaped that step: HTTP's
+            # execution caught it anyway, but over WebSocket the operation died
+            # with no answer (graphql-ws) or a bare complete (graphql-transport-ws)
+            # and its task's exception was logged.
+            context.parse_options["max_tokens"] = self.cache.max_tokens
+            yield
+            return
         context.graphql_document = prepared.document
         context.pre_execution_errors = list(prepared.errors)
         yield

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.websockets import WebSocket
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
@@ -48,11 +50,14 @@ _VALIDATION_ABORTED = "Validation aborted."
 UNAVAILABLE = "The database is unavailable; retry shortly."
 
 
+# Strawberry's refusals of an operation before it runs (see _classify).
+_REFUSED_BY_STRAWBERRY = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
+_EXPECTED = (GatewayError, UserErrors, GraphQLError, DatabaseUnavailable, *_REFUSED_BY_STRAWBERRY)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is not None and not isinstance(
-        original, GatewayError | UserErrors | GraphQLError | DatabaseUnavailable
-    )
+    return original is not None and not isinstance(original, _EXPECTED)
 
 
 def is_retryable(error: object) -> bool:
@@ -76,6 +81,13 @@ def _classify(error: GraphQLError) -> GraphQLError:
         extensions["reason"] = first.code
         if first.field:
             extensions["field"] = list(first.field)
+    elif isinstance(original, _REFUSED_BY_STRAWBERRY):
+        # The operation cannot run as sent: no query, an unknown operation
+        # name, or a query or mutation over graphql-ws (Strawberry runs
+        # subscriptions only there). The client's to fix, not a fault.
+        extensions = {"code": "BAD_USER_INPUT"}
+        if isinstance(original, InvalidOperationTypeError):
+            message = f"{message} over graphql-ws, which runs subscriptions only (graphql-transport-ws runs all)."
     elif isinstance(original, DatabaseUnavailable):
         extensions = {"code": "INTERNAL", "retryable": True}
         message = UNAVAILABLE

@@ -98,6 +98,46 @@ async def test_json_nested_past_any_parser_is_bad_user_input(gateway: GatewaySer
     assert (await gateway.http.get("/healthz")).status_code == 200
 
 
+async def test_json_nested_too_deep_or_not_utf8_is_400_on_every_route(gateway: GatewayServer, owner_token: str) -> None:
+    # Found by tests/fuzz: bytes that are not UTF-8 failed before the standard
+    # library's parser (the fallback for lone surrogates) read them, a 500
+    # INTERNAL on Strawberry's view (a content type it reads as JSON); and the
+    # view's routes (that content type, GET) for JSON nested too deep.
+    deep = '{"query": "{ viewer { id } }", "variables": {"v": ' + "[" * 1030 + "]" * 1030 + "}}"
+    headers = {**auth(owner_token), "content-type": "application/json"}
+    view_headers = {**auth(owner_token), "content-type": "application/json-patch+json"}
+    for response in (
+        await gateway.http.post("/graphql", content=deep.encode(), headers=headers),
+        await gateway.http.post("/graphql", content=deep.encode(), headers=view_headers),
+        await gateway.http.post("/graphql", content=b'{"query": "\x80"}', headers=view_headers),
+        await gateway.http.get(
+            "/graphql", params={"query": VIEWER, "variables": "[" * 5000 + "]" * 5000}, headers=auth(owner_token)
+        ),
+    ):
+        assert_graphql_error(response, 400, "BAD_USER_INPUT")
+
+
+async def test_lone_surrogates_quoted_in_errors_are_escaped_not_500(gateway: GatewayServer, owner_token: str) -> None:
+    # Found by tests/fuzz: an error message quoting the client's text (an
+    # unknown input field, an enum value, an operation name) with a lone
+    # surrogate could not be written as UTF-8: a bare 500 on the fast path,
+    # INTERNAL on the view. JSON escapes it, as the client sent it.
+    orders = 'query($s: OrderStatus) { orders(actingCustomer: "cst_x", status: $s) { edges { cursor } } }'
+    buy = BUY_LICENSES.replace("BuyLicenses(", "Q(")
+    cases: tuple[tuple[dict[str, Any], int], ...] = (
+        ({"query": buy, "variables": {"c": "cst_x", "input": {"\ud800": 1}}}, 200),
+        ({"query": orders, "variables": {"s": "\ud800"}}, 200),
+        ({"query": "query Q { viewer { id } }", "operationName": "\ud800"}, 400),
+    )
+    for envelope, status in cases:
+        body = json.dumps(envelope).encode()  # ensure_ascii: "\ud800" escaped, as JSON allows
+        for content_type in ("application/json", "application/json-patch+json"):
+            headers = {**auth(owner_token), "content-type": content_type}
+            response = await gateway.http.post("/graphql", content=body, headers=headers)
+            assert_graphql_error(response, status, "BAD_USER_INPUT")
+            assert "\\ud800" in response.text
+
+
 async def test_malformed_envelopes_are_400_bad_user_input(gateway: GatewayServer, owner_token: str) -> None:
     envelope: object
     for envelope in (
@@ -372,6 +412,14 @@ async def test_unknown_fields_and_syntax_errors_are_bad_user_input(gateway: Gate
     ):
         response = await client.post(document)
         assert_graphql_error(response, 200, "BAD_USER_INPUT")
+
+
+async def test_parse_errors_over_get_keep_their_codes(gateway: GatewayServer, owner_token: str) -> None:
+    # GET goes through Strawberry's view and its parse step (schema.documents).
+    too_many_tokens = "{ " + "a: __typename " * 700 + "}"
+    for document, code in (("{ viewer { id ", "BAD_USER_INPUT"), (too_many_tokens, "QUERY_TOO_COMPLEX")):
+        response = await gateway.http.get("/graphql", params={"query": document}, headers=auth(owner_token))
+        assert_graphql_error(response, 200, code)
 
 
 async def test_hostile_values_never_leak_internals(gateway: GatewayServer, caplog: pytest.LogCaptureFixture) -> None:

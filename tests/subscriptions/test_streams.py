@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 
+from gateway.sockets import TransportWSHandler, close_reason
 from tests.conftest import sqlite_settings
 from tests.support.gateway import GatewayServer, GraphQLWebSocket, serve_gateway
 
@@ -204,16 +210,24 @@ async def test_token_on_the_upgrade_request_is_accepted(gateway: GatewayServer) 
         assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
 
 
-async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
-    tenant, customer, product = await _customer_with_card(gateway)
-    owner = tenant.tokens["PARTNER_OWNER"]
-    order_id = await _buy(gateway, owner, customer, product)
+@contextlib.asynccontextmanager
+async def _legacy_socket(gateway: GatewayServer, token: str | None) -> AsyncIterator[ClientConnection]:
+    """A graphql-ws (the older protocol) connection, acknowledged when ``token`` is given."""
     async with websockets.connect(
         f"ws://127.0.0.1:{gateway.port}/graphql",
         subprotocols=["graphql-ws"],  # type: ignore[list-item]
     ) as conn:
-        await conn.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {owner}"}}))
-        assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
+        if token is not None:
+            await conn.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            assert json.loads(await asyncio.wait_for(conn.recv(), 5))["type"] == "connection_ack"
+        yield conn
+
+
+async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
+    tenant, customer, product = await _customer_with_card(gateway)
+    owner = tenant.tokens["PARTNER_OWNER"]
+    order_id = await _buy(gateway, owner, customer, product)
+    async with _legacy_socket(gateway, owner) as conn:
         payload = {"query": CONFIRMATION, "variables": {"c": customer, "o": order_id}}
         await conn.send(json.dumps({"id": "1", "type": "start", "payload": payload}))
         messages: list[dict[str, Any]] = []
@@ -224,3 +238,174 @@ async def test_legacy_graphql_ws_protocol(gateway: GatewayServer) -> None:
     statuses = [m["payload"]["data"]["paymentConfirmation"]["status"] for m in messages if m["type"] == "data"]
     assert statuses[-1] == "SUCCEEDED"
     assert set(statuses) <= {"PROCESSING", "SUCCEEDED"}
+
+
+# -- malformed messages (found by tests/fuzz) ----------------------------------------
+
+MALFORMED = (
+    "[1]",
+    '"connection_init"',
+    '{"id": ["1"], "type": "complete"}',
+    '{"id": 1, "type": "subscribe", "payload": {"query": "subscription { orderStatusChanged { cursor } }"}}',
+    '{"id": "1", "type": "subscribe", "payload": []}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": 5}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { id } }", "variables": [1]}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { id } }", "operationName": 5}}',
+    # Strawberry's close reason quotes the type: over a close frame's 123 bytes,
+    '{"type": ' + "[" * 60 + "]" * 60 + "}",
+    # and not UTF-8 at all.
+    '{"type": "\\ud800"}',
+)
+
+
+async def test_malformed_messages_close_the_socket_with_4400(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each raised out of Strawberry's loop (it catches KeyError only), or
+    made the close itself fail: the socket dropped with no close frame (1006)
+    and the server logged an error."""
+    tenant = await gateway.tenant()
+    caplog.set_level(logging.ERROR)
+    for message in MALFORMED:
+        async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
+            await ws.conn.send(message)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.receive()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400, (message, closed.value)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_duplicate_long_id_closes_with_4409_and_a_reason_that_fits(gateway: GatewayServer) -> None:
+    tenant = await gateway.tenant()
+    async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
+        for _ in range(2):
+            message = {"id": "é" * 200, "type": "subscribe", "payload": {"query": CHANGES}}
+            await ws.conn.send(json.dumps(message))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+    assert len(closed.value.rcvd.reason.encode()) <= 123
+
+
+async def test_a_client_leaving_before_its_token_is_refused_leaves_no_error(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 4401 close came after the client had gone (the token is looked up
+    first): closing raised, and uvicorn logged "Exception in ASGI application"."""
+    caplog.set_level(logging.ERROR)
+    init = json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer pbg_" + "A" * 43}})
+    for protocol in ("graphql-transport-ws", "graphql-ws"):
+        for _ in range(10):
+            async with websockets.connect(
+                f"ws://127.0.0.1:{gateway.port}/graphql",
+                subprotocols=[protocol],  # type: ignore[list-item]
+            ) as conn:
+                await conn.send(init)
+    await asyncio.sleep(0.5)  # the server's side of the last ones
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_close_reasons_fit_a_close_frame() -> None:
+    assert close_reason("Subscriber for 1 already exists") == "Subscriber for 1 already exists"
+    cut = close_reason("Unknown message type: " + "é" * 100)
+    assert len(cut.encode()) <= 123 and cut.endswith("...")
+    assert close_reason("Unknown message type: \ud800") == "Unknown message type: ?"
+
+
+async def test_a_message_for_a_closed_socket_is_dropped_not_raised() -> None:
+    """uvicorn raises RuntimeError on a send after it closed the socket itself
+    (1009): an operation answering then made Strawberry log an error."""
+
+    class Closed:
+        async def send_json(self, message: object) -> None:
+            raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'.")
+
+    handler = TransportWSHandler(
+        view=None,  # type: ignore[arg-type]
+        websocket=Closed(),  # type: ignore[arg-type]
+        context=None,  # type: ignore[arg-type]
+        root_value=None,
+        schema=None,  # type: ignore[arg-type]
+        connection_init_wait_timeout=timedelta(seconds=1),
+    )
+    await handler.send_message({"id": "1", "type": "complete"})
+
+
+async def test_operations_that_cannot_run_are_bad_user_input_not_internal(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No query, or an operation name the document does not have: Strawberry
+    refuses them before running, and they were INTERNAL, logged as unexpected."""
+    tenant = await gateway.tenant()
+    caplog.set_level(logging.ERROR)
+    async with gateway.websocket(tenant.tokens["PARTNER_OWNER"]) as ws:
+        for op_id, payload in (("1", {"query": ""}), ("2", {"query": CHANGES, "operationName": "Nope"})):
+            await ws.conn.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+            refused = await ws.receive()
+            assert refused["id"] == op_id and refused["type"] == "error", refused
+            assert refused["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT", refused
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_documents_that_do_not_parse_are_answered_over_both_protocols(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parse error escaped Strawberry's parse step: graphql-transport-ws
+    answered a bare complete, graphql-ws nothing at all, and the server
+    logged the operation task's exception."""
+    tenant = await gateway.tenant()
+    owner = tenant.tokens["PARTNER_OWNER"]
+    caplog.set_level(logging.ERROR)
+    too_many_tokens = "subscription { " + "a: __typename " * 700 + "}"
+    cases = (
+        ("1", "subscription { orderStatusChanged { cursor }", "BAD_USER_INPUT"),
+        ("2", too_many_tokens, "QUERY_TOO_COMPLEX"),
+    )
+    async with gateway.websocket(owner) as ws:
+        for op_id, query, code in cases:
+            await ws.conn.send(json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query}}))
+            refused = await ws.receive()
+            assert refused["id"] == op_id and refused["type"] == "error", refused
+            assert refused["payload"][0]["extensions"]["code"] == code, refused
+    async with _legacy_socket(gateway, owner) as conn:
+        for op_id, query, code in cases:
+            await conn.send(json.dumps({"id": op_id, "type": "start", "payload": {"query": query}}))
+            refused = json.loads(await asyncio.wait_for(conn.recv(), 5))
+            assert refused["id"] == op_id and refused["type"] == "error", refused
+            assert refused["payload"]["extensions"]["code"] == code, refused
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_legacy_protocol_ignores_malformed_messages_and_refuses_queries_cleanly(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """graphql-ws: a malformed message is ignored like non-JSON text (it
+    dropped the socket); a query, which this protocol does not run, is a
+    BAD_USER_INPUT error (it was INTERNAL, logged as unexpected)."""
+    tenant, customer, product = await _customer_with_card(gateway)
+    owner = tenant.tokens["PARTNER_OWNER"]
+    order_id = await _buy(gateway, owner, customer, product)
+    caplog.set_level(logging.ERROR)
+    async with _legacy_socket(gateway, owner) as conn:
+        for malformed in ("[1]", "{}", '{"id": ["1"], "type": "stop"}', '{"id": "1", "type": "start", "payload": []}'):
+            await conn.send(malformed)
+        await conn.send(json.dumps({"id": "q", "type": "start", "payload": {"query": "{ viewer { id } }"}}))
+        refused = json.loads(await asyncio.wait_for(conn.recv(), 5))
+        payload = {"query": CONFIRMATION, "variables": {"c": customer, "o": order_id}}
+        await conn.send(json.dumps({"id": "s", "type": "start", "payload": payload}))
+        answered = json.loads(await asyncio.wait_for(conn.recv(), 5))
+    assert refused["id"] == "q" and refused["type"] == "error", refused
+    assert refused["payload"]["extensions"]["code"] == "BAD_USER_INPUT", refused
+    assert answered["id"] == "s" and answered["type"] == "data", answered
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_legacy_init_payload_that_is_no_object_is_a_coded_connection_error(gateway: GatewayServer) -> None:
+    async with _legacy_socket(gateway, None) as conn:
+        await conn.send(json.dumps({"type": "connection_init", "payload": [1]}))
+        error = json.loads(await asyncio.wait_for(conn.recv(), 5))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(conn.recv(), 5)
+    assert error["type"] == "connection_error"
+    assert error["payload"]["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
