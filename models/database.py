@@ -495,6 +495,10 @@ class Database:
         # (an aiosqlite connection left open keeps its thread, and the
         # process, alive).
         self._open: set[_Driver] = set()
+        # Drivers being opened: their task is shielded from the caller's
+        # cancellation (an aiosqlite connect cancelled half-way would leave
+        # its thread running), and dispose waits for them.
+        self._opening: set[asyncio.Future[_Driver]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._capacity: asyncio.Semaphore | None = None
         self._engines: dict[bool, AsyncEngine] = {}
@@ -531,13 +535,37 @@ class Database:
         await self._capacity.acquire()
         if self._idle:
             return self._idle.pop()
+        opening = asyncio.ensure_future(self._open_sqlite() if self.is_sqlite else self._open_postgres())
+        self._opening.add(opening)
+        opening.add_done_callback(self._opened)
         try:
-            driver = await (self._open_sqlite() if self.is_sqlite else self._open_postgres())
+            driver = await asyncio.shield(opening)
         except BaseException:
             self._capacity.release()
+            if not opening.done():  # the caller was cancelled: keep the driver for the next one
+                opening.add_done_callback(self._adopt)
             raise
-        self._open.add(driver)
+        if self._closed:
+            # Disposed meanwhile: _opened has closed it.
+            self._capacity.release()
+            raise DatabaseUnavailable("the database is closed")
         return driver
+
+    def _opened(self, opening: asyncio.Future[_Driver]) -> None:
+        """A driver finished opening: count it as open, or close it if nobody
+        can use it any more (the database was disposed meanwhile, or the
+        caller was cancelled)."""
+        self._opening.discard(opening)
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        driver = opening.result()
+        self._open.add(driver)
+        if self._closed:
+            self._discard(driver)
+
+    def _adopt(self, opening: asyncio.Future[_Driver]) -> None:
+        if not (self._closed or opening.cancelled() or opening.exception() is not None):
+            self._idle.append(opening.result())
 
     def _checkin(self, driver: _Driver, *, broken: bool = False) -> None:
         assert self._capacity is not None
@@ -631,6 +659,10 @@ class Database:
         statements fail) and those being closed."""
         self._closed = True
         self._idle = []
+        if self._opening:
+            # Each closes itself once open (_opened).
+            await asyncio.wait(list(self._opening), timeout=10)
+            await asyncio.sleep(0)  # let their callbacks run
         drivers, self._open = list(self._open), set()
         for driver in drivers:
             with contextlib.suppress(Exception):
