@@ -23,9 +23,7 @@ async def caller_and_customer(info: Info, customer_id: str, *, billing: bool) ->
     about which ids exist. The customer is read once per request, however
     many fields act for it.
     """
-    principal = info.context.caller()
-    if billing:
-        require_billing(principal)
+    principal = _caller(info, billing=billing)
     customer = await info.context.loaders.customers.load(customer_id) if plausible_id(customer_id) else None
     return principal, check_acting_customer(principal, customer)
 
@@ -40,9 +38,7 @@ async def caller_customer_and(
     """As :func:`caller_and_customer`, with the acting customer's rows that
     ``read`` fetches in the same statement as the customer (one round trip
     instead of two, on the dashboard's hot path)."""
-    principal = info.context.caller()
-    if billing:
-        require_billing(principal)
+    principal = _caller(info, billing=billing)
     customer, rows = (
         await read(info.context.db, principal.partner_id, customer_id) if plausible_id(customer_id) else (None, [])
     )
@@ -50,3 +46,11 @@ async def caller_customer_and(
     # Other fields acting for this customer need not read it again.
     info.context.loaders.customers.prime(customer.id, customer)
     return customer, rows
+
+
+def _caller(info: Info, *, billing: bool) -> Principal:
+    # The role before the customer, so a refused role learns nothing about ids.
+    principal = info.context.caller()
+    if billing:
+        require_billing(principal)
+    return principal
