@@ -179,15 +179,26 @@ class EventHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, event_filter: EventFilter) -> AsyncIterator[Subscriber]:
-        subscriber = Subscriber(event_filter, self, self._queue_size)
-        partner = self._subscribers.setdefault(event_filter.partner_id, set())
-        partner.add(subscriber)
+        subscriber = self.add(event_filter)
         try:
             yield subscriber
         finally:
+            self.remove(subscriber)
+
+    def add(self, event_filter: EventFilter) -> Subscriber:
+        """A new subscriber, offered every live event from now on; pair it with
+        :meth:`remove` (or use :meth:`subscribe`, which does)."""
+        subscriber = Subscriber(event_filter, self, self._queue_size)
+        self._subscribers.setdefault(event_filter.partner_id, set()).add(subscriber)
+        return subscriber
+
+    def remove(self, subscriber: Subscriber) -> None:
+        partner_id = subscriber.filter.partner_id
+        partner = self._subscribers.get(partner_id)
+        if partner is not None:
             partner.discard(subscriber)
-            if not partner and self._subscribers.get(event_filter.partner_id) is partner:
-                del self._subscribers[event_filter.partner_id]
+            if not partner:
+                del self._subscribers[partner_id]
 
     async def latest_seq(self) -> int:
         async with self._db.connection() as conn:

@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     graphiql = GraphiQLPage(enabled=settings.graphiql)
     tracing = start_tracing(endpoint=settings.otel_exporter_otlp_endpoint) if settings.tracing else None
     schema = build_schema(settings, extra_extensions=(tracing.extension,) if tracing else ())
-    view = GraphQLView(schema, graphiql=graphiql, allowed_origins=settings.allowed_origins)
+    view = GraphQLView(
+        schema, graphiql=graphiql, allowed_origins=settings.allowed_origins, live_delivery=tracing is None
+    )
     # Traced operations go through Strawberry's extensions (OpenTelemetry's among them).
     graphql = GraphQLEndpoint(schema, view, settings, hot_path=tracing is None)
     metrics = metrics_endpoint(settings.metrics_token, multiprocess_dir=settings.prometheus_multiproc_dir)

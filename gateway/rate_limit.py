@@ -50,6 +50,7 @@ __all__ = [
     "make_rate_limiter",
     "operation_cost",
     "rate_key",
+    "rate_limit_refusal",
     "retry_after_seconds",
 ]
 
@@ -202,27 +203,30 @@ class RateLimitOperations(SchemaExtension):
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
-        request = getattr(context.context, "request", None)
-        runtime = getattr(getattr(getattr(request, "app", None), "state", None), "runtime", None)
-        limiter: RateLimiter | None = getattr(runtime, "rate_limiter", None)
         document = context.graphql_document
-        if limiter is not None and document is not None and request is not None and not context.pre_execution_errors:
-            operation = get_operation_ast(document, context.operation_name)
-            if operation is not None:
-                client = request.client.host if request.client else "?"
-                wait = await limiter.take(
-                    rate_key(context.context.principal, client), operation_cost(document, operation)
-                )
-                if wait > 0:
-                    seconds = retry_after_seconds(wait)
-                    response = getattr(context.context, "response", None)
-                    if response is not None and hasattr(response, "status_code"):
-                        response.status_code = 429
-                        response.headers["Retry-After"] = str(seconds)
-                    context.pre_execution_errors = [
-                        GraphQLError(
-                            "Rate limit exceeded; retry later.",
-                            extensions={"code": "RATE_LIMITED", "retryAfter": seconds},
-                        )
-                    ]
+        if document is not None and not context.pre_execution_errors:
+            refusal = await rate_limit_refusal(context.context, document, context.operation_name)
+            if refusal is not None:
+                response = getattr(context.context, "response", None)
+                if response is not None and hasattr(response, "status_code"):
+                    response.status_code = 429
+                    response.headers["Retry-After"] = str(refusal.extensions["retryAfter"])  # type: ignore[index]
+                context.pre_execution_errors = [refusal]
         yield
+
+
+async def rate_limit_refusal(context: Any, document: DocumentNode, operation_name: str | None) -> GraphQLError | None:
+    """Take the operation's cost from the caller's budget (``context`` is the
+    GraphQL context); the RATE_LIMITED error if the budget has not enough."""
+    request = getattr(context, "request", None)
+    runtime = getattr(getattr(getattr(request, "app", None), "state", None), "runtime", None)
+    limiter: RateLimiter | None = getattr(runtime, "rate_limiter", None)
+    operation = get_operation_ast(document, operation_name)
+    if limiter is None or request is None or operation is None:
+        return None
+    client = request.client.host if request.client else "?"
+    wait = await limiter.take(rate_key(context.principal, client), operation_cost(document, operation))
+    if wait <= 0:
+        return None
+    seconds = retry_after_seconds(wait)
+    return GraphQLError("Rate limit exceeded; retry later.", extensions={"code": "RATE_LIMITED", "retryAfter": seconds})

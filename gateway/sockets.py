@@ -27,14 +27,14 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from broadcaster import Broadcast
 from sqlalchemy import bindparam, or_, select
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyInitMessage
@@ -42,11 +42,15 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from auth.usage import TokenUsage
 from events.backends import RECONNECTED, make_broadcast_backend
+from gateway.live import live_document, run_live
 from gateway.socket_slots import SocketSlots
 from models.base import utcnow
 from models.database import Database, DatabaseUnavailable, Query, any_of
 from models.tables import api_tokens
 from schema.context import Context
+
+if TYPE_CHECKING:
+    from gateway.view import GraphQLView
 
 __all__ = [
     "TOKENS_CHANNEL",
@@ -351,6 +355,40 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None], _Watched)
         if message.get("type") == "error" and isinstance(payload, list):
             message = cast(Message, {**message, "payload": [_with_code(e) for e in payload]})
         await _unless_closed(super().send_message(message))
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        view = cast("GraphQLView", self.view)
+        document = None
+        if view.live_delivery:
+            document = live_document(view.schema.documents, operation.query, operation.operation_name)
+        if document is None:
+            await super().run_operation(operation)
+            return
+        # A frame's text around the shared payload: {"id":…,"type":"next","payload":…}.
+        prefix = '{"id":' + view.encode_json(operation.id) + ',"type":"next","payload":'
+        websocket = cast(SocketAdapter, self.websocket).ws
+
+        async def send_payload(payload: str) -> None:
+            await _unless_closed(websocket.send_text(prefix + payload + "}"))
+
+        try:
+            await run_live(
+                view.schema._schema,
+                self.context,
+                document,
+                variables=operation.variables,
+                operation_name=operation.operation_name,
+                send_errors=operation.send_initial_errors,
+                send_payload=send_payload,
+                encode=view.encode_json,
+            )
+        except Exception as error:
+            # As Strawberry's operation loop ends one that failed.
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
 
     async def close_unauthorized(self) -> None:
         # Stop the operations first, so none sends after the close.

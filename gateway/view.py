@@ -19,6 +19,7 @@ from gateway import jsonio
 from gateway.degrade import unavailable_response, with_unavailable_status
 from gateway.graphiql import GraphiQLPage
 from gateway.runtime import Runtime
+from gateway.schema import GatewaySchema
 from gateway.sockets import LegacyWSHandler, SocketAdapter, TokenRefused, TransportWSHandler, take_socket_slot
 from models.database import DatabaseUnavailable
 from schema.context import Context
@@ -33,14 +34,26 @@ def _runtime(request: Request | WebSocket) -> Runtime:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    schema: GatewaySchema
     # Sockets close with 4401 on a refused or revoked token (gateway.sockets).
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
     # Close reasons cut to what a close frame holds (gateway.sockets).
     websocket_adapter_class = SocketAdapter
 
-    def __init__(self, schema: Any, *, graphiql: GraphiQLPage, allowed_origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        graphiql: GraphiQLPage,
+        allowed_origins: tuple[str, ...] = (),
+        live_delivery: bool = True,
+    ) -> None:
         self.graphiql = graphiql
+        # Live subscriptions sent without Strawberry's per-subscriber stream
+        # (gateway.live); off when Strawberry's extensions must see every
+        # result (tracing).
+        self.live_delivery = live_delivery
         super().__init__(
             schema,
             graphql_ide="graphiql",

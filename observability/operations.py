@@ -30,7 +30,7 @@ from strawberry.types.graphql import OperationType
 from observability import metrics
 from observability.requests import bind_request_id, current_request_id, new_request_id, reset_request_id
 
-__all__ = ["OperationObserver", "observe_operations", "outcome_of"]
+__all__ = ["OperationObserver", "observe_operations", "operation_finished_over", "outcome_of"]
 
 log = logging.getLogger("gateway.operations")
 
@@ -49,6 +49,35 @@ def outcome_of(errors: Sequence[GraphQLError] | None) -> str:
 
 
 Classify = Callable[[list[GraphQLError]], list[GraphQLError]]
+
+
+def operation_finished_over(
+    operation_type: str,
+    operation_name: str | None,
+    outcome: str,
+    seconds: float,
+    *,
+    websocket: bool,
+    connection_id: str | None,
+) -> None:
+    """Count and time an operation; one over WebSocket is also logged, under
+    its own request id (bound in the current context) with its connection's
+    (``connection_id``) beside it."""
+    metrics.operation_finished(operation_type, outcome, seconds)
+    if websocket:
+        log.info(
+            "%s %s over websocket: %s",
+            operation_type,
+            operation_name or "(anonymous)",
+            outcome,
+            extra={
+                "connection_id": connection_id,
+                "operation_type": operation_type,
+                "operation_name": operation_name,
+                "outcome": outcome,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
 
 
 class OperationObserver(SchemaExtension):
@@ -89,21 +118,15 @@ class OperationObserver(SchemaExtension):
                 outcome = outcome_of(type(self).classify([error]))
             else:
                 outcome = outcome_of(getattr(self.execution_context.result, "errors", None))
-            metrics.operation_finished(operation_type, outcome, seconds)
+            operation_finished_over(
+                operation_type,
+                self.execution_context.operation_name,
+                outcome,
+                seconds,
+                websocket=token is not None,
+                connection_id=connection_id,
+            )
             if token is not None:
-                log.info(
-                    "%s %s over websocket: %s",
-                    operation_type,
-                    self.execution_context.operation_name or "(anonymous)",
-                    outcome,
-                    extra={
-                        "connection_id": connection_id,
-                        "operation_type": operation_type,
-                        "operation_name": self.execution_context.operation_name,
-                        "outcome": outcome,
-                        "duration_ms": round(seconds * 1000, 3),
-                    },
-                )
                 with contextlib.suppress(ValueError):  # finalised outside its task: nothing to undo
                     reset_request_id(token)
 

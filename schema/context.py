@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Context", "Info"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     services: BillingServices
     hub: EventHub

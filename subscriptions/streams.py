@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import Annotated
 
 import strawberry
@@ -16,9 +16,10 @@ from events.log import EventFilter, latest_event
 from models.database import Database
 from resolvers.common import caller_and_customer
 from schema.arguments import ActingCustomer, OptionalActingCustomer
-from schema.context import Info
+from schema.context import Context, Info
 from schema.cursors import CursorCodec
 from schema.orders import OrderStatusEvent, decode_event_cursor
+from subscriptions.live import LiveStream
 
 __all__ = ["event_preparer", "order_status_changed", "payment_confirmation"]
 
@@ -37,18 +38,18 @@ def event_preparer(db: Database, cursors: CursorCodec) -> Callable[[Delivery], A
     return prepare
 
 
-async def _as_graphql(info: Info, delivery: Delivery) -> OrderStatusEvent:
+async def _as_graphql(context: Context, delivery: Delivery) -> OrderStatusEvent:
     """The event as the API shows it, with its order: read and built once per
     delivery, however many subscribers share it (a live one arrives built)."""
     building: OrderStatusEvent | asyncio.Future[OrderStatusEvent] | None = delivery.shared.get(OrderStatusEvent)
     if isinstance(building, OrderStatusEvent):
         return building
     if building is None:
-        event, db = delivery.event, info.context.db
+        event, db = delivery.event, context.db
 
         async def build() -> OrderStatusEvent:
             order: OrderView = (await orders_by_id(db, [event.order_id]))[event.order_id]
-            return OrderStatusEvent.of(event, order, info.context.cursors, delivery.shared)
+            return OrderStatusEvent.of(event, order, context.cursors, delivery.shared)
 
         building = delivery.shared[OrderStatusEvent] = asyncio.ensure_future(build())
     # Shielded: one subscriber leaving must not cancel the read the others await.
@@ -92,11 +93,11 @@ async def _confirmation_stream(info: Info, event_filter: EventFilter) -> AsyncGe
     async with hub.subscribe(event_filter) as subscriber:
         latest = await _latest(info, event_filter)
         assert latest is not None, "checked by payment_confirmation"
-        yield await _as_graphql(info, latest)
+        yield await _as_graphql(info.context, latest)
         if latest.event.status.is_terminal:
             return
         async for delivery in subscriber.deliveries(after=latest.seq):
-            yield await _as_graphql(info, delivery)
+            yield await _as_graphql(info.context, delivery)
             if delivery.event.status.is_terminal:
                 return
 
@@ -111,7 +112,7 @@ async def order_status_changed(
             "Omitted: live events only."
         ),
     ] = None,
-) -> AsyncGenerator[OrderStatusEvent, None]:
+) -> AsyncIterable[OrderStatusEvent]:
     """Order events of one customer (or all the partner's); stored ones after
     ``after`` first, then live ones, with no gap and no repeat."""
     principal = info.context.caller()
@@ -123,16 +124,7 @@ async def order_status_changed(
         require_billing(principal)
     start = decode_event_cursor(info.context.cursors, principal.partner_id, after) if after is not None else None
     event_filter = EventFilter(partner_id=principal.partner_id, customer_id=customer_id)
-    return _changes_stream(info, event_filter, start)
-
-
-async def _changes_stream(
-    info: Info, event_filter: EventFilter, start: int | None
-) -> AsyncGenerator[OrderStatusEvent, None]:
-    hub = info.context.hub
-    async with hub.subscribe(event_filter) as subscriber:
-        if start is None:
-            # Live only: everything up to now is history.
-            start = await hub.latest_seq()
-        async for delivery in subscriber.deliveries(after=start):
-            yield await _as_graphql(info, delivery)
+    # The stream keeps the context, not ``info``: that holds the subscriber's
+    # executor, which subscriptions.live replaces by one shared executor.
+    context = info.context
+    return LiveStream(context.hub, event_filter, start, lambda delivery: _as_graphql(context, delivery))
