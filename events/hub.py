@@ -235,9 +235,15 @@ class EventHub:
                 await asyncio.sleep(1)
 
     async def _dispatch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            # A timer rather than asyncio.wait_for, which makes a task per
+            # wait: this loop wakes for every event.
+            poll = loop.call_later(self._poll_interval, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                poll.cancel()
             self._wake.clear()
             try:
                 await self._dispatch_new_events()
