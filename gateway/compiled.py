@@ -58,7 +58,9 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from graphql.pyutils import Path, Undefined, inspect
 from graphql.type import GraphQLBoolean, GraphQLID, GraphQLInt, GraphQLString
 from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.relay.types import GlobalID
 from strawberry.types.arguments import convert_arguments
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
 __all__ = ["OperationPlan", "Unsupported", "plan_operation", "run_plan"]
 
@@ -118,6 +120,8 @@ class _DirectResolver:
     source_names: tuple[str, ...]  # `root` / `parent` parameters
     info_name: str | None
     static_kwargs: dict[str, Any] | None  # converted once: immutable scalar arguments
+    # Converting the arguments is renaming them: (GraphQL name, Python name).
+    renames: tuple[tuple[str, str], ...] | None
 
 
 @dataclass(eq=False, slots=True)
@@ -262,6 +266,7 @@ class _Planner:
             tuple(p.name for p in (resolver.root_parameter, resolver.parent_parameter) if p is not None),
             resolver.info_parameter.name if resolver.info_parameter is not None else None,
             static_kwargs,
+            self.convert.renames(definition.arguments),
         )
 
     def _completer(self, type_: GraphQLOutputType, nodes: list[FieldNode]) -> tuple[Complete, bool]:
@@ -298,11 +303,34 @@ class _ArgumentConversion:
             return None
         return cls(strawberry_schema)
 
+    def renames(self, arguments: Any) -> tuple[tuple[str, str], ...] | None:
+        """(GraphQL name, Python name) of each argument, when converting them
+        is only renaming (every one a scalar, which Strawberry passes on as
+        graphql-core coerced it); None otherwise."""
+        registry = self.strawberry_schema.schema_converter.scalar_registry
+        names = []
+        for argument in arguments:
+            type_ = argument.type
+            if isinstance(type_, StrawberryOptional) and not isinstance(type_, StrawberryMaybe):
+                type_ = type_.of_type
+            if type_ is GlobalID or not _hashable(type_) or type_ not in registry:
+                return None
+            names.append((self.strawberry_schema.config.name_converter.from_argument(argument), argument.python_name))
+        return tuple(names)
+
     def __call__(self, values: dict[str, Any], arguments: Any) -> dict[str, Any]:
         schema = self.strawberry_schema
         return convert_arguments(
             values, arguments, scalar_registry=schema.schema_converter.scalar_registry, config=schema.config
         )
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _immutable(values: dict[str, Any]) -> bool:
@@ -629,8 +657,11 @@ class _Run:
         info = self._info(field, field_def, path)
         if direct is None:
             return field_def.resolve(source, info, **args)
-        kwargs = dict(direct.static_kwargs) if direct.static_kwargs is not None else None
-        if kwargs is None:
+        if direct.static_kwargs is not None:
+            kwargs = dict(direct.static_kwargs)
+        elif direct.renames is not None:
+            kwargs = {python: args[name] for name, python in direct.renames if name in args}
+        else:
             kwargs = self.plan.convert(args, direct.definition.arguments)  # type: ignore[misc]
         for name in direct.source_names:
             kwargs[name] = source

@@ -474,7 +474,8 @@ async def _unless_closed(sending: Awaitable[None]) -> None:
     there to receive the message; the handler's loop ends and cleans up."""
     try:
         await sending
-    except (RuntimeError, OSError, WebSocketDisconnected) as exc:
+    except (RuntimeError, OSError, WebSocketDisconnected, WebSocketDisconnect) as exc:
+        # WebSocketDisconnect: Starlette's, from a live frame sent by gateway.live.
         log.debug("not sent, the socket is closed: %r", exc)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
@@ -155,7 +156,14 @@ def _sqlite_time_in(value: datetime | None) -> str | None:
 
 
 def _sqlite_time_out(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return None if value is None else _parse_sqlite_time(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_sqlite_time(value: str) -> datetime:
+    # Cached: the same rows (a customer's products, a token's expiry) are read
+    # again and again, and datetimes are immutable.
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _pg_time_in(value: datetime | None) -> datetime | None:

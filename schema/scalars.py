@@ -9,6 +9,7 @@ is refused, since it names no instant.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 import strawberry
@@ -19,7 +20,9 @@ __all__ = ["DATE_TIME", "DATE_TIME_SPEC", "parse_date_time", "serialize_date_tim
 DATE_TIME_SPEC = "https://scalars.graphql.org/andimarek/date-time"
 
 
+@functools.lru_cache(maxsize=4096)
 def serialize_date_time(value: datetime) -> str:
+    # Cached: the same instants (periods' ends, cards' dates) are sent again and again.
     if value.tzinfo is None:
         # Stored instants are UTC; a naive one (SQLite hands some back) is too.
         value = value.replace(tzinfo=UTC)

@@ -5,13 +5,17 @@ once per distinct subscription, and nothing kept once the subscribers leave."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from typing import Any
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 import subscriptions.live
 from gateway.live import live_document
+from gateway.sockets import _unless_closed
 from subscriptions.live import distinct_live_subscriptions
 from tests.subscriptions.test_streams import CHANGES, _buy, _customer_with_card
 from tests.support.gateway import GatewayServer
@@ -126,3 +130,40 @@ async def test_nothing_is_kept_once_the_subscribers_leave(gateway: GatewayServer
         await asyncio.sleep(0.05)
     assert gateway.runtime.hub.subscriber_count == 0
     assert distinct_live_subscriptions() == 0
+
+
+async def test_subscribers_vanishing_during_a_fan_out_leave_no_error(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sockets dropped while their events are being sent: every subscription
+    ends with its socket, the shared executor is given back, nothing is logged."""
+    caplog.set_level(logging.ERROR)
+    tenant, customer, product = await _customer_with_card(gateway)
+    owner = tenant.tokens["PARTNER_OWNER"]
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(gateway.websocket(owner)) for _ in range(20)]
+        for ws in sockets:
+            await ws.subscribe(CHANGES, {"c": customer})
+        await asyncio.sleep(0.1)
+        assert gateway.runtime.hub.subscriber_count == 20
+        buying = asyncio.ensure_future(_buy(gateway, owner, customer, product))
+        for ws in sockets:
+            ws.conn.transport.abort()
+        await buying
+        for _ in range(100):
+            if gateway.runtime.hub.subscriber_count == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert gateway.runtime.hub.subscriber_count == 0
+        assert distinct_live_subscriptions() == 0
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_live_frame_for_a_socket_already_gone_is_dropped_not_raised() -> None:
+    """Starlette raises its WebSocketDisconnect for a frame sent after the
+    client left; raised out of the live operation it was logged as an error."""
+
+    async def send_to_gone_client() -> None:
+        raise WebSocketDisconnect(code=1006)
+
+    await _unless_closed(send_to_gone_client())
