@@ -14,6 +14,7 @@ the usual way, which gives the same answers.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,7 +40,11 @@ LIVE_FIELDS = frozenset({"orderStatusChanged"})
 
 def live_document(documents: DocumentCache, query: str, operation_name: str | None) -> DocumentNode | None:
     """The document, if it is a valid subscription of one live field (no
-    directive on it); None for anything else."""
+    directive on it); None for anything else. A text too long for the cache
+    is left to Strawberry's path at once: asked here too, it would be parsed
+    and validated twice (a live feed's document is short)."""
+    if not documents.cacheable(query):
+        return None
     prepared = documents.get(query)
     if prepared.document is None or prepared.errors:
         return None
@@ -115,8 +120,8 @@ async def _start(
     if isinstance(executor, list):
         return classify_errors(executor), None, None
     stream = create_source_event_stream(executor)
-    if not isinstance(stream, ExecutionResult) and not isinstance(stream, LiveStream):
-        stream = await stream  # type: ignore[misc]
+    if inspect.isawaitable(stream):  # the resolver is a coroutine
+        stream = await stream
     if isinstance(stream, ExecutionResult):
         errors = list(stream.errors or ())
         log_unexpected(errors, None)

@@ -58,8 +58,13 @@ class DocumentCache:
     def max_tokens(self) -> int:
         return self._max_tokens
 
+    @staticmethod
+    def cacheable(query: str) -> bool:
+        """Whether :meth:`get` keeps this text's outcome (a longer one is parsed each time)."""
+        return len(query) <= _CACHEABLE_LENGTH
+
     def get(self, query: str) -> Prepared:
-        return self._cached(query) if len(query) <= _CACHEABLE_LENGTH else self._prepare(query)
+        return self._cached(query) if self.cacheable(query) else self._prepare(query)
 
     def _prepare(self, query: str) -> Prepared:
         try:
