@@ -102,6 +102,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         settings.database_url,
         pool_size=settings.database_pool_size or None,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        inline=settings.sqlite_inline,
     )
     await prepare_database(db)
     cursors = CursorCodec(await cursor_secret(db, settings))

@@ -3,8 +3,10 @@
 Hot paths (every request, every purchase, every event) never go through the
 ORM. A :class:`Query` wraps a SQLAlchemy Core statement built from the SQLModel
 tables; it is compiled once per dialect into the driver's own SQL and run on
-the raw driver connection (aiosqlite's ``execute_fetchall``: one thread hop a
-statement; asyncpg's ``fetch``: a prepared statement, cached per connection).
+the raw driver connection (asyncpg's ``fetch``: a prepared statement, cached
+per connection; on SQLite, short statements on the event loop's own thread,
+see :mod:`models.inline_sqlite`, and the rest on aiosqlite's threads with
+``execute_fetchall``, one hand-off a statement).
 Rows come back as plain tuples, their values converted only where the driver
 and the column type disagree (SQLite's text timestamps and integer booleans,
 JSON text).
@@ -15,6 +17,8 @@ JSON text).
   for the process's writer lock first, then ``BEGIN IMMEDIATE``: writers queue
   in this process instead of spinning in SQLite's busy handler, and a
   transaction that reads then writes never fails with "database is locked".
+  The holder of the lock writes on the event loop's thread unless another
+  process holds SQLite's lock; then it waits for it on a pool connection.
 * :meth:`Database.orm` gives an SQLModel session for cold paths (migrations,
   the CLI's administration, tests), on a small SQLAlchemy engine of its own.
 """
@@ -31,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol
 
 import aiosqlite
 import asyncpg
@@ -47,6 +51,7 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.base import UTCDateTime
+from models.inline_sqlite import InlineSqlite, InlineWriter, NotInline, is_busy
 
 __all__ = [
     "SUPPORTED_URLS",
@@ -82,11 +87,6 @@ class DatabaseUnavailable(ConnectionError):
 class DatabaseBusy(DatabaseUnavailable):
     """SQLite: another process held the write lock past the busy timeout. The
     connection is fine; the request may be retried."""
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text
 
 
 class IntegrityViolation(Exception):
@@ -203,6 +203,8 @@ class _Compiled:
     binds: tuple[Convert | None, ...]
     # (column index, converter) for the columns the driver returns in another form.
     conversions: tuple[tuple[int, Convert], ...]
+    # A SELECT: on SQLite it may run on the event loop's thread (inline_sqlite).
+    reads: bool
 
 
 _DIALECTS: dict[str, Dialect] = {
@@ -242,6 +244,8 @@ class Query:
             literals=literals,
             binds=binds,
             conversions=tuple((index, convert) for index, convert in enumerate(results) if convert is not None),
+            reads=not (compiled.isinsert or compiled.isupdate or compiled.isdelete)
+            and compiled.string.lstrip()[:6].upper() == "SELECT",
         )
 
     def __repr__(self) -> str:
@@ -368,8 +372,25 @@ class Connection:
 
     async def all(self, query: Query, /, **params: Any) -> list[Row]:
         transaction = self._transaction
-        if transaction is not None and transaction[0] is asyncio.current_task():
-            return await self._run(transaction[1], query, params)
+        if transaction is not None:
+            if transaction[0] is asyncio.current_task():
+                return await self._run(transaction[1], query, params)
+        elif (inline := self._database._inline_for(query)) is not None:
+            compiled = query.compiled("sqlite")
+            args = _arguments(compiled, params)
+            try:
+                rows = inline.read(compiled.sql, args)
+            except NotInline:
+                pass  # busy or long: through aiosqlite's thread below
+            except _DRIVER_ERRORS as exc:
+                _raise_as_gateway_error(exc)
+            else:
+                self._database.statements += 1
+                return _convert_rows(compiled, rows)
+        return await self._pooled(query, params)
+
+    async def _pooled(self, query: Query, params: dict[str, Any]) -> list[Row]:
+        """``query`` on a driver connection of the pool, on its own."""
         async with self._turn:
             driver = await self._database._checkout()
             broken = False
@@ -398,6 +419,11 @@ class Connection:
         transaction = self._transaction
         if transaction is not None and transaction[0] is asyncio.current_task():
             return await self._run(transaction[1], query, params)
+        if self._database._inline_here() is not None:
+            # BEGIN, the statement and COMMIT on the loop's thread cost less
+            # than the statement alone through aiosqlite's.
+            async with self.transaction() as tx:
+                return await tx.all(query, **params)
         async with self._database.writer():
             return await self.all(query, **params)
 
@@ -408,10 +434,7 @@ class Connection:
         try:
             rows = await driver.fetch(compiled.sql, args)
         except _DRIVER_ERRORS as exc:
-            error = _gateway_error(exc)
-            if error is exc:
-                raise
-            raise error from exc
+            _raise_as_gateway_error(exc)
         return _convert_rows(compiled, rows)
 
     @contextlib.asynccontextmanager
@@ -419,11 +442,15 @@ class Connection:
         """Commit when the block ends, roll back if it raises. Statements of
         the task that opened it run inside it; other tasks wait their turn."""
         async with self._turn, self._database.writer(write):
-            driver = await self._database._checkout()
+            # A writer runs on the event loop's thread when it can (see
+            # models.inline_sqlite), else on a driver connection of the pool.
+            inline = await self._database._begin_inline() if write else None
+            driver: _Driver = inline or await self._database._checkout()
             broken = False
             try:
-                with _lost_connection():
-                    await driver.begin(write=write)
+                if inline is None:
+                    with _lost_connection():
+                        await driver.begin(write=write)
                 self._transaction = (asyncio.current_task(), driver)
                 try:
                     yield self
@@ -440,7 +467,10 @@ class Connection:
                 raise
             finally:
                 self._transaction = None
-                self._database._checkin(driver, broken=broken)
+                if inline is None:
+                    self._database._checkin(driver, broken=broken)
+                else:
+                    self._database._inline_ended()
 
 
 @contextlib.contextmanager
@@ -448,7 +478,7 @@ def _lost_connection() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if not _is_busy(exc):
+        if not is_busy(exc):
             raise
         raise DatabaseBusy("the SQLite database is locked by another process") from exc
     except _LOST_CONNECTION as exc:
@@ -475,10 +505,17 @@ def _gateway_error(exc: BaseException) -> BaseException:
         unique = str(exc).startswith("UNIQUE constraint failed")
         return (UniqueViolation if unique else IntegrityViolation)(str(exc))
     if isinstance(exc, sqlite3.OperationalError):
-        if not _is_busy(exc):
+        if not is_busy(exc):
             return exc
         return DatabaseBusy("the SQLite database is locked by another process")
     return DatabaseUnavailable(str(exc) or type(exc).__name__)
+
+
+def _raise_as_gateway_error(exc: BaseException) -> NoReturn:
+    error = _gateway_error(exc)
+    if error is exc:
+        raise exc
+    raise error from exc
 
 
 # -- the pool -----------------------------------------------------------------
@@ -500,7 +537,12 @@ class Database:
     """A fixed pool of at most ``pool_size`` driver connections on ``url``."""
 
     def __init__(
-        self, url: str, *, pool_size: int | None = None, busy_timeout_ms: int = _SQLITE_BUSY_TIMEOUT_MS
+        self,
+        url: str,
+        *,
+        pool_size: int | None = None,
+        busy_timeout_ms: int = _SQLITE_BUSY_TIMEOUT_MS,
+        inline: bool = True,
     ) -> None:
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
@@ -524,6 +566,12 @@ class Database:
         self._opening: set[asyncio.Future[_Driver]] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._capacity: asyncio.Semaphore | None = None
+        # SQLite file: short statements on the event loop's thread
+        # (models.inline_sqlite), opened once the pool has set the file up.
+        self._sqlite_path = make_url(url).database if self.is_sqlite else None
+        self._inline_wanted = inline and self._sqlite_path not in (None, "", ":memory:")
+        self._inline: InlineSqlite | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
         self._engines: dict[bool, AsyncEngine] = {}
         self._closed = False
 
@@ -549,6 +597,53 @@ class Database:
             return
         async with self._writer_lock:
             yield
+
+    @property
+    def inline_statements(self) -> int:
+        """Statements run on the event loop's thread so far (of :attr:`statements`)."""
+        return 0 if self._inline is None else self._inline.statements
+
+    def _inline_for(self, query: Query) -> InlineSqlite | None:
+        """Where ``query`` may run on this thread, if it may."""
+        inline = self._inline_here()
+        return inline if inline is not None and query.compiled("sqlite").reads else None
+
+    def _inline_here(self) -> InlineSqlite | None:
+        inline = self._inline
+        if inline is None:
+            if not self._inline_wanted or self._closed or not self._open:
+                return None
+            assert self._sqlite_path is not None
+            inline = self._inline = InlineSqlite(self._sqlite_path)
+        return inline if inline.usable() else None
+
+    async def _begin_inline(self) -> InlineWriter | None:
+        """The inline writer inside ``BEGIN IMMEDIATE``; None when it cannot
+        be had without waiting (the caller holds the process's writer lock)."""
+        inline = self._inline_here()
+        if inline is None:
+            return None
+        writer = inline.writer()
+        try:
+            await writer.begin(write=True)
+        except NotInline:
+            return None  # another process writes: the pool's busy handler waits
+        return writer
+
+    def _inline_ended(self) -> None:
+        inline = self._inline
+        if inline is not None and inline.checkpoint_due() and self._checkpointing is None:
+            self._checkpointing = asyncio.ensure_future(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the file, on aiosqlite's thread (the
+        inline writer never does: it syncs the file)."""
+        try:
+            await self.connection()._pooled(_CHECKPOINT, {})
+        except Exception as exc:  # the next one will try again
+            log.warning("SQLite checkpoint failed: %s", exc)
+        finally:
+            self._checkpointing = None
 
     async def _checkout(self) -> _Driver:
         if self._closed:
@@ -672,7 +767,7 @@ class Database:
     async def ping(self) -> bool:
         try:
             async with self.connection() as connection:
-                await connection.all(_PING)
+                await connection._pooled(_PING, {})
         except Exception:
             return False
         return True
@@ -682,6 +777,11 @@ class Database:
         statements fail) and those being closed."""
         self._closed = True
         self._idle = []
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing], timeout=10)
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._opening:
             # Each closes itself once open (_opened).
             await asyncio.wait(list(self._opening), timeout=10)
@@ -698,6 +798,7 @@ class Database:
 
 
 _PING = Query(text("SELECT 1"))
+_CHECKPOINT = Query(text("PRAGMA wal_checkpoint(PASSIVE)"))
 
 
 def _orm_engine(url: str, is_sqlite: bool, *, write: bool) -> AsyncEngine:

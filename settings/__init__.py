@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # How long a write waits for another process's SQLite lock before the
     # request is answered "unavailable, retry".
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Short SQLite statements on the event loop's thread (models.inline_sqlite);
+    # off: every statement through aiosqlite's threads.
+    sqlite_inline: Annotated[bool, NoDecode] = True
     # Driver connections per instance; 0: the default for the database
     # (SQLite 4, each a thread of its own; PostgreSQL 10).
     database_pool_size: int = Field(default=0, ge=0, le=200)
@@ -186,7 +189,7 @@ class Settings(BaseSettings):
             raise ValueError("retry days must increase, each from 1 to 366, e.g. '1,3,7'")
         return value
 
-    @field_validator("graphiql", "otel", mode="before")
+    @field_validator("graphiql", "otel", "sqlite_inline", mode="before")
     @classmethod
     def _switch(cls, value: object) -> object:
         # Unlike pydantic's booleans, a misspelt switch is an error.
