@@ -104,6 +104,9 @@ async def test_a_long_read_finishes_on_the_thread_without_holding_the_loop(tmp_p
         ticker.cancel()
         # The read was interrupted on the loop and run on aiosqlite's thread.
         assert db.inline_statements == inline_before
+        # Known to be long now, it goes to the thread at once, whatever n.
+        assert await db.connection().scalar(_SLOW, n=10) == 10
+        assert db.inline_statements == inline_before
         assert took > 0.1, took  # long enough for the gaps to mean something
         # The loop kept turning meanwhile: no pause near the read's length.
         assert gaps and max(gaps) < max(20 * READ_BUDGET_S, took / 4), (max(gaps), took)
