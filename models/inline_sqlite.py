@@ -13,8 +13,9 @@ run here, on the loop's thread, and the thread path stays for what may wait:
   caller sends it through aiosqlite's thread, whose busy handler may wait);
 * a read that runs longer than :data:`READ_BUDGET_S` is interrupted (a
   progress handler) and likewise sent through the thread, so one large read
-  never holds up the other requests for more than that; that statement's
-  text then always goes through the thread;
+  never holds up the other requests for more than that; that statement
+  then goes through the thread for its next 64 runs before it is tried here
+  again;
 * the writer never checkpoints the write-ahead log itself (a checkpoint
   copies pages and syncs the file): :meth:`InlineSqlite.checkpoint_due` says
   when the caller should run one through the thread.
@@ -43,8 +44,10 @@ READ_BUDGET_S = 0.002
 # SQLite calls the progress handler every this many virtual machine steps
 # (a few microseconds' worth), so the budget is checked that often.
 _PROGRESS_STEPS = 2_000
-# Statements that overran the budget are remembered (this many at most) and
-# go straight to the thread afterwards.
+# A statement that overran the budget goes straight to the thread for its
+# next this many runs, then is tried here again (it may have been long only
+# for one customer's many rows); at most this many statements are remembered.
+_LONG_SKIPS = 64
 _LONG_REMEMBERED = 256
 # Commits on the writer between two checkpoints through the thread.
 _CHECKPOINT_EVERY = 200
@@ -74,7 +77,7 @@ class InlineSqlite:
         self._commits = 0
         # Statements run here, reads and writes (tests and benchmarks read it).
         self.statements = 0
-        self._long: set[str] = set()
+        self._long: dict[str, int] = {}  # statement -> runs left on the thread
 
     def _open(self, *, query_only: bool) -> sqlite3.Connection:
         # check_same_thread is ours to enforce (``usable``): close() may come
@@ -97,15 +100,18 @@ class InlineSqlite:
 
     def read(self, sql: str, args: Sequence[Any]) -> list[Any]:
         """The rows of one read, or :class:`NotInline`."""
-        if sql in self._long:
-            raise NotInline("this statement ran over its budget before")
+        if self._long and sql in self._long:
+            left = self._long.pop(sql) - 1
+            if left > 0:
+                self._long[sql] = left
+            raise NotInline("this statement ran over its budget lately")
         self._deadline = time.perf_counter() + READ_BUDGET_S
         try:
             rows = self._reader.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
                 if len(self._long) < _LONG_REMEMBERED:
-                    self._long.add(sql)
+                    self._long[sql] = _LONG_SKIPS
                 raise NotInline(str(exc)) from None
             if is_busy(exc):
                 raise NotInline(str(exc)) from None

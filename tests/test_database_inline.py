@@ -7,8 +7,10 @@ checkpointed, and dispose closes everything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import bindparam, text
@@ -23,7 +25,8 @@ _COUNT = Query(text("SELECT count(*) FROM item"))
 # Counts to :n one row at a time: long enough to overrun READ_BUDGET_S many times over.
 _SLOW = Query(
     text(
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n) SELECT count(*) FROM c"
+        "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n)"
+        " SELECT x FROM c)"
     ).bindparams(bindparam("n"))
 )
 
@@ -34,6 +37,27 @@ async def _database(tmp_path: Path, **options: object) -> Database:
     async with db.transaction() as tx:
         await tx.execute(_CREATE)
     return db
+
+
+@contextlib.asynccontextmanager
+async def _loop_gaps() -> AsyncIterator[list[float]]:
+    """The pauses between turns of the event loop while the block runs."""
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    await asyncio.sleep(0)  # the ticker has started: a pause from here on shows
+    try:
+        yield gaps
+    finally:
+        ticker.cancel()
 
 
 async def test_reads_and_write_transactions_run_on_the_loops_thread(tmp_path: Path) -> None:
@@ -85,28 +109,23 @@ async def test_a_failed_inline_transaction_is_rolled_back_and_the_writer_reused(
 async def test_a_long_read_finishes_on_the_thread_without_holding_the_loop(tmp_path: Path) -> None:
     db = await _database(tmp_path)
     try:
-        gaps: list[float] = []
-
-        async def tick() -> None:
-            last = time.perf_counter()
-            while True:
-                await asyncio.sleep(0.001)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
-
-        ticker = asyncio.ensure_future(tick())
-        started = time.perf_counter()
+        assert await db.connection().scalar(_SLOW, n=10) == 10  # short: on the loop
         inline_before = db.inline_statements
+        assert inline_before == 2  # the CREATE and that read
         n = 2_000_000
-        assert await db.connection().scalar(_SLOW, n=n) == n
-        took = time.perf_counter() - started
-        ticker.cancel()
+        async with _loop_gaps() as gaps:
+            started = time.perf_counter()
+            assert await db.connection().scalar(_SLOW, n=n) == n
+            took = time.perf_counter() - started
         # The read was interrupted on the loop and run on aiosqlite's thread.
         assert db.inline_statements == inline_before
-        # Known to be long now, it goes to the thread at once, whatever n.
-        assert await db.connection().scalar(_SLOW, n=10) == 10
+        # Known to be long now, it goes to the thread at once, whatever n,
+        # for its next 64 runs; then it is tried on the loop again.
+        for _ in range(64):
+            assert await db.connection().scalar(_SLOW, n=10) == 10
         assert db.inline_statements == inline_before
+        assert await db.connection().scalar(_SLOW, n=10) == 10
+        assert db.inline_statements == inline_before + 1
         assert took > 0.1, took  # long enough for the gaps to mean something
         # The loop kept turning meanwhile: no pause near the read's length.
         assert gaps and max(gaps) < max(20 * READ_BUDGET_S, took / 4), (max(gaps), took)
@@ -119,16 +138,19 @@ async def test_another_process_holding_the_write_lock_sends_writers_to_the_threa
     other = sqlite3.connect(tmp_path / "inline.sqlite3", isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        started = time.perf_counter()
-        try:
-            async with db.transaction() as tx:
-                await tx.execute(_INSERT, name="a")
-        except DatabaseBusy:
-            pass
-        else:
-            raise AssertionError("wrote while another process held the lock")
+        async with _loop_gaps() as gaps:
+            started = time.perf_counter()
+            try:
+                async with db.transaction() as tx:
+                    await tx.execute(_INSERT, name="a")
+            except DatabaseBusy:
+                pass
+            else:
+                raise AssertionError("wrote while another process held the lock")
+            waited = time.perf_counter() - started
         # It waited in the pool's busy handler, off the loop, not in ours.
-        assert time.perf_counter() - started >= 0.25
+        assert waited >= 0.25
+        assert gaps and max(gaps) < waited / 4, (max(gaps), waited)
         assert await db.connection().scalar(_COUNT) == 0  # reads go on (WAL)
         other.execute("ROLLBACK")
         async with db.transaction() as tx:
