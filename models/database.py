@@ -109,6 +109,9 @@ class AnyOf(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    # A condition in itself: SQLite is given ``x IN (…)``, not ``(x IN (…)) = 1``,
+    # which no index can serve.
+    _is_implicitly_boolean = True
 
     def __init__(self, column: ColumnElement[Any], name: str) -> None:
         self.column = column

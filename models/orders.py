@@ -64,6 +64,9 @@ class Order(SQLModel, table=True):
         UniqueConstraint("customer_id", "idempotency_key", name="orders_idempotency"),
         Index("orders_customer_created", "customer_id", "created_at", "id"),
         Index("orders_status_updated", "status", "updated_at"),
+        # The unsettled orders of a product or a customer, read by every purchase.
+        Index("orders_product_status", "product_id", "status"),
+        Index("orders_customer_status", "customer_id", "status"),
         # One renewal order per attempt at a product's period, however many
         # instances run the renewal pass (other orders leave these NULL, and
         # NULLs never collide).
