@@ -617,7 +617,13 @@ class Database:
             if not self._inline_wanted or self._closed or not self._open:
                 return None
             assert self._sqlite_path is not None
-            inline = self._inline = InlineSqlite(self._sqlite_path)
+            try:
+                inline = self._inline = InlineSqlite(self._sqlite_path)
+            except sqlite3.Error as exc:
+                # The pool opened the file, so this is unexpected: go on without.
+                log.warning("SQLite statements stay on aiosqlite's threads: %s", exc)
+                self._inline_wanted = False
+                return None
         return inline if inline.usable() else None
 
     async def _begin_inline(self) -> InlineWriter | None:
