@@ -87,6 +87,7 @@ async def purchases_figure(config: Config, checks: Checks) -> tuple[str, list[Ta
         body = graphql_body(BUY, {"c": tenant.customer_id, "p": tenant.product_id})
         script = write_script(config.workdir / "buy.lua", body=body, token=tenant.token, must_contain='"userErrors":[]')
         runs: list[WrkResult] = []
+        labels = ["warm-up", "measured", "profiled (flamegraph)", "profiled (stacks)"]
         # Warm-up (its orders are checked too, not timed).
         runs.append(
             await run_wrk(gateway.url, script, connections=config.buy_connections, seconds=config.warmup_seconds)
@@ -115,10 +116,13 @@ async def purchases_figure(config: Config, checks: Checks) -> tuple[str, list[Ta
         statuses[status] = statuses.get(status, 0) + 1
     added = after.licenses - before.licenses
     wrk_errors = sum(r.error_count for r in runs)
+    where = "; ".join(f"{label}: {r.error_kinds()}" for label, r in zip(labels, runs, strict=False) if r.error_count)
     failures = sum(r.failures for r in runs)
     first_failure = next((r.first_failure for r in runs if r.first_failure), "")
     checks.check(
-        "purchases: no wrk errors (connect, read, write, timeout, HTTP >= 400)", wrk_errors == 0, str(wrk_errors)
+        "purchases: no wrk errors (connect, read, write, timeout, HTTP >= 400)",
+        wrk_errors == 0,
+        f"{wrk_errors} ({where})" if where else str(wrk_errors),
     )
     checks.check(
         "purchases: every answer is HTTP 200 with an order and no errors or userErrors",

@@ -106,6 +106,10 @@ class WrkResult:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    def error_kinds(self) -> str:
+        """``timeout 1, read 2``: the kinds of error wrk counted, or ''."""
+        return ", ".join(f"{kind} {count}" for kind, count in self.errors.items() if count)
+
     @property
     def client_cpu_share(self) -> float:
         """wrk's CPU time / wall time: near 1.0 would mean wrk itself limits the rate."""
