@@ -247,8 +247,7 @@ class Query:
             literals=literals,
             binds=binds,
             conversions=tuple((index, convert) for index, convert in enumerate(results) if convert is not None),
-            reads=not (compiled.isinsert or compiled.isupdate or compiled.isdelete)
-            and compiled.string.lstrip()[:6].upper() == "SELECT",
+            reads=compiled.string.lstrip()[:6].upper() == "SELECT",
         )
 
     def __repr__(self) -> str:
@@ -378,8 +377,7 @@ class Connection:
         if transaction is not None:
             if transaction[0] is asyncio.current_task():
                 return await self._run(transaction[1], query, params)
-        elif (inline := self._database._inline_for(query)) is not None:
-            compiled = query.compiled("sqlite")
+        elif (inline := self._database._inline_here()) is not None and (compiled := query.compiled("sqlite")).reads:
             args = _arguments(compiled, params)
             try:
                 rows = inline.read(compiled.sql, args)
@@ -606,12 +604,8 @@ class Database:
         """Statements run on the event loop's thread so far (of :attr:`statements`)."""
         return 0 if self._inline is None else self._inline.statements
 
-    def _inline_for(self, query: Query) -> InlineSqlite | None:
-        """Where ``query`` may run on this thread, if it may."""
-        inline = self._inline_here()
-        return inline if inline is not None and query.compiled("sqlite").reads else None
-
     def _inline_here(self) -> InlineSqlite | None:
+        """The loop's SQLite connections, if statements may run on this thread."""
         inline = self._inline
         if inline is None:
             if not self._inline_wanted or self._closed or not self._open:

@@ -73,7 +73,7 @@ class InlineSqlite:
         self._reader = self._open(query_only=True)
         self._deadline = 0.0
         self._reader.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
-        self._writer: sqlite3.Connection | None = None
+        self._writer: InlineWriter | None = None
         self._commits = 0
         # Statements run here, reads and writes (tests and benchmarks read it).
         self.statements = 0
@@ -121,8 +121,8 @@ class InlineSqlite:
 
     def writer(self) -> InlineWriter:
         if self._writer is None:
-            self._writer = self._open(query_only=False)
-        return InlineWriter(self, self._writer)
+            self._writer = InlineWriter(self, self._open(query_only=False))
+        return self._writer
 
     def committed(self) -> None:
         self._commits += 1
@@ -135,7 +135,7 @@ class InlineSqlite:
         return True
 
     def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        for conn in (self._reader, self._writer.conn if self._writer else None):
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()

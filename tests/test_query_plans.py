@@ -15,7 +15,7 @@ import pytest
 from billing.product_renewal import _IN_FLIGHT as RENEWAL_IN_FLIGHT
 from billing.purchases import _IN_FLIGHT_FOR_STORAGE
 from migrations.runner import migrate
-from models.database import Database, Query
+from models.database import Database, Query, _arguments
 from models.orders import IN_FLIGHT
 
 _UNSETTLED = json.dumps([status.value for status in IN_FLIGHT])
@@ -34,9 +34,8 @@ async def migrated(tmp_path: Path) -> Path:
 
 def _plan(path: Path, query: Query, **params: object) -> str:
     compiled = query.compiled("sqlite")
-    values = {**compiled.literals, **params}
     with sqlite3.connect(path) as conn:
-        rows = conn.execute("EXPLAIN QUERY PLAN " + compiled.sql, [values[name] for name in compiled.names])
+        rows = conn.execute("EXPLAIN QUERY PLAN " + compiled.sql, _arguments(compiled, params))
         return "\n".join(str(row[-1]) for row in rows)
 
 
